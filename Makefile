@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast bench clean-outputs
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the toolkit with pinned versions
+
+demo: setup  ## the main job on the bundled sample
+	$(BIN)/python -m src.extract encoder=resemblyzer
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: setup  ## without the slow tests
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup  ## benchmarks on ../shared/data (prints ratios)
+	$(BIN)/python bench/extract.py
+
+clean-outputs:  ## delete generated runs, embeddings, analysis and logs
+	rm -rf runs/*-* models-embeddings/*/ post-analysis/*/ logs

@@ -1,0 +1,60 @@
+"""The one place where configs become objects (Hydra ``instantiate`` lives here only).
+
+Components never see a ``DictConfig``: entry points call these helpers and pass
+plain, typed values on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.data.manifest import Clip, read_manifest
+from src.encoders.base import Encoder
+from src.vad.silero import SileroSegmenter, VadParams
+
+log = logging.getLogger(__name__)
+
+
+def set_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op threads (``None`` or 0 leaves torch's default)."""
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+
+
+def build_encoder(encoder_cfg: DictConfig) -> Encoder:
+    """Instantiate ``encoder.model`` and check it matches the config's name and dim."""
+    enc = instantiate(encoder_cfg.model)
+    if enc.name != encoder_cfg.name or enc.dim != encoder_cfg.dim:
+        raise ValueError(f"encoder config {encoder_cfg.name}/{encoder_cfg.dim} built "
+                         f"{enc.name}/{enc.dim}: fix conf/encoder/{encoder_cfg.name}.yaml")
+    return enc
+
+
+def vad_params(vad_cfg: DictConfig) -> VadParams:
+    """Silero parameters from ``conf/vad/*.yaml`` (``batch_size`` is not one of them)."""
+    d = OmegaConf.to_container(vad_cfg, resolve=True)
+    d.pop("batch_size", None)
+    return VadParams(**d)
+
+
+def build_segmenter(vad_cfg: DictConfig) -> SileroSegmenter:
+    """The batched Silero segmenter."""
+    return SileroSegmenter(vad_params(vad_cfg), batch_size=int(vad_cfg.batch_size))
+
+
+def load_clips(data_cfg: DictConfig) -> list[Clip]:
+    """Read the data source's manifest (with its metadata join and group columns)."""
+    return read_manifest(data_cfg.manifest_path, list(data_cfg.group_columns or []),
+                         data_cfg.get("metadata_path"))
+
+
+def embedding_options(cfg: DictConfig) -> dict:
+    """The options that shape embeddings, hashed into the store's sidecar."""
+    enc = OmegaConf.to_container(cfg.encoder.model, resolve=True)
+    enc.pop("device", None)
+    return {"encoder": cfg.encoder.name, "model": enc, "vad": vad_params(cfg.vad).__dict__,
+            "min_clip_s": cfg.min_clip_s, "min_speech_s": cfg.min_speech_s}

@@ -1,0 +1,201 @@
+"""Clips -> audio -> Silero speech -> encoder -> JSONL records, resumable.
+
+Decoding and VAD of the next chunk of clips run in a background thread while the
+encoder embeds the current one. Every clip ends as exactly one record: ``ok`` with an
+embedding, ``no_speech``, or ``error`` with a ``reason`` (``missing``, ``unreadable``,
+``too_short``, ...); a bad file never stops the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from src.data.manifest import Clip
+from src.embeddings.store import STATUS_ERROR, STATUS_NO_SPEECH, STATUS_OK, JsonlWriter
+from src.encoders.base import Encoder
+from src.vad.silero import SileroSegmenter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How clips are screened and grouped (units in the names)."""
+
+    chunk_clips: int = 32
+    encoder_batch_size: int = 16
+    min_clip_s: float = 0.5
+    min_speech_s: float = 0.25
+    max_duration_s: float = 7200.0
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    """What a run did, for the closing log line and for tests."""
+
+    done: int = 0
+    skipped: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    audio_s: float = 0.0
+    speech_s: float = 0.0
+    wall_s: float = 0.0
+
+    def text(self) -> str:
+        rate = self.audio_s / self.wall_s if self.wall_s else 0.0
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"
+        return (f"done {self.done} (ok {self.statuses[STATUS_OK]}, no_speech {self.statuses[STATUS_NO_SPEECH]}, "
+                f"errors {self.statuses[STATUS_ERROR]}), skipped {self.skipped} already written; "
+                f"errors by reason: {reasons}; {self.audio_s:.0f} s of audio in {self.wall_s:.1f} s "
+                f"({rate:.0f}x real time)")
+
+
+@dataclass
+class _Prepared:
+    """One clip after decoding and VAD."""
+
+    clip: Clip
+    duration_s: float = 0.0
+    speech: np.ndarray | None = None
+    status: str = STATUS_OK
+    reason: str | None = None
+
+
+def base_record(clip: Clip, encoder: Encoder) -> dict:
+    """The fields every record carries, whatever its status."""
+    rec = {"id": clip.id, "path": str(clip.path), "speaker": clip.speaker, "gender": clip.gender,
+           "encoder": encoder.name, "dim": encoder.dim}
+    if clip.age is not None:
+        rec["age"] = clip.age
+    if clip.split is not None:
+        rec["split"] = clip.split
+    if clip.groups:
+        rec["groups"] = clip.groups
+    return rec
+
+
+def _decode(clip: Clip, opts: ExtractOptions) -> tuple[_Prepared, np.ndarray | None]:
+    """Load one clip, or mark why it cannot be used."""
+    try:
+        wave = load_audio(clip.path, SAMPLE_RATE_HZ, opts.max_duration_s)
+    except AudioError as e:
+        return _Prepared(clip, status=STATUS_ERROR, reason=e.reason), None
+    prep = _Prepared(clip, duration_s=len(wave) / SAMPLE_RATE_HZ)
+    if prep.duration_s < opts.min_clip_s:
+        prep.status, prep.reason = STATUS_ERROR, "too_short"
+        return prep, None
+    return prep, wave
+
+
+def prepare_chunk(clips: list[Clip], segmenter: SileroSegmenter, opts: ExtractOptions) -> list[_Prepared]:
+    """Decode a chunk of clips and keep each one's speech (batched VAD)."""
+    decoded = [_decode(c, opts) for c in clips]
+    live = [(p, w) for p, w in decoded if w is not None]
+    speech = segmenter.speech_only([w for _, w in live]) if live else []
+    for (prep, _), s in zip(live, speech):
+        if len(s) < opts.min_speech_s * SAMPLE_RATE_HZ:
+            prep.status, prep.reason = STATUS_NO_SPEECH, "no speech found by the VAD"
+        else:
+            prep.speech = s
+    return [p for p, _ in decoded]
+
+
+def _prefetch(chunks: list[list[Clip]], segmenter: SileroSegmenter, opts: ExtractOptions,
+              depth: int = 2) -> Iterator[list[_Prepared]]:
+    """Yield prepared chunks, preparing the next ones in a background thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                q.put(prepare_chunk(chunk, segmenter, opts))
+        except BaseException as e:  # handed to the consumer, re-raised there
+            q.put(e)
+        q.put(None)
+
+    t = threading.Thread(target=work, name="decode-vad", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def embed_prepared(prepared: list[_Prepared], encoder: Encoder, batch_size: int) -> list[dict]:
+    """Records for one prepared chunk, embedding the speech in encoder batches."""
+    ok = [p for p in prepared if p.speech is not None]
+    vectors: dict[str, np.ndarray] = {}
+    for i in range(0, len(ok), batch_size):
+        batch = ok[i:i + batch_size]
+        try:
+            emb = encoder.embed([p.speech for p in batch])
+        except Exception as e:  # one bad batch must not stop the run: retry clip by clip
+            log.warning("batch failed (%s); retrying its clips one at a time", e)
+            emb = None
+        for j, p in enumerate(batch):
+            try:
+                v = emb[j] if emb is not None else encoder.embed([p.speech])[0]
+                if not np.isfinite(v).all():
+                    raise ValueError("non-finite embedding")
+                vectors[p.clip.id] = v
+            except Exception as e:
+                p.status, p.reason = STATUS_ERROR, f"encoder_failed: {e}"
+    records = []
+    for p in prepared:
+        rec = base_record(p.clip, encoder)
+        rec.update(duration_s=round(p.duration_s, 3),
+                   speech_s=round(len(p.speech) / SAMPLE_RATE_HZ, 3) if p.speech is not None else 0.0,
+                   status=p.status)
+        if p.clip.id in vectors:
+            rec["embedding"] = [round(float(x), 6) for x in vectors[p.clip.id]]
+        else:
+            rec["embedding"] = None
+            rec["reason"] = p.reason
+        records.append(rec)
+    return records
+
+
+def extract(clips: list[Clip], segmenter: SileroSegmenter, encoder: Encoder, writer: JsonlWriter,
+            opts: ExtractOptions = ExtractOptions()) -> Summary:
+    """Embed every clip not yet in ``writer``'s file; returns what was done."""
+    from tqdm import tqdm
+
+    summary = Summary()
+    todo = [c for c in clips if c.id not in writer.done_ids]
+    summary.skipped = len(clips) - len(todo)
+    if summary.skipped:
+        log.info("resuming: %d of %d clips already written", summary.skipped, len(clips))
+    chunks = [todo[i:i + opts.chunk_clips] for i in range(0, len(todo), opts.chunk_clips)]
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="clip", disable=not opts.progress, desc=f"extract {encoder.name}")
+    for prepared in _prefetch(chunks, segmenter, opts):
+        for rec in embed_prepared(prepared, encoder, opts.encoder_batch_size):
+            writer.write(rec)
+            summary.done += 1
+            summary.statuses[rec["status"]] += 1
+            if rec.get("reason") and rec["status"] == STATUS_ERROR:
+                summary.reasons[rec["reason"].split(":")[0]] += 1
+            summary.audio_s += rec["duration_s"]
+            summary.speech_s += rec["speech_s"]
+        summary.wall_s = time.perf_counter() - start
+        bar.update(len(prepared))
+        bar.set_postfix(audio_s_per_s=f"{summary.audio_s / max(summary.wall_s, 1e-9):.0f}")
+    bar.close()
+    summary.wall_s = time.perf_counter() - start
+    return summary

@@ -1,0 +1,206 @@
+"""The JSONL embedding store: append, resume, repair, shard, merge, read.
+
+One file per encoder, ``<dir>/<encoder>-embeddings.jsonl``, one record per clip, and
+a sidecar ``<encoder>-embeddings.meta.json`` naming the encoder, its weights and a
+hash of the options that shape the embeddings. Sharded runs write
+``<encoder>-embeddings.shard-<i>-of-<n>.jsonl`` (each with its own sidecar);
+:func:`read_records` joins the main file and any shards, :func:`merge_shards` folds
+shards into the main file.
+
+Crash safety: each record is written as one line and flushed, so a killed process
+loses at most the line it was writing; :meth:`JsonlWriter.open` cuts such a
+truncated last line off before appending, and ids already present are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_NO_SPEECH = "no_speech"
+STATUS_ERROR = "error"
+
+
+class EmbeddingsError(ValueError):
+    """An embedding file that cannot be used; the message names the file and line."""
+
+
+def config_hash(options: dict[str, Any]) -> str:
+    """Short stable hash of the options that shape the embeddings."""
+    blob = json.dumps(options, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def embeddings_path(embeddings_dir: str | Path, encoder: str, shard: int = 0, num_shards: int = 1) -> Path:
+    """Where an encoder's records go: the main file, or a shard's part file."""
+    stem = f"{encoder}-embeddings"
+    if num_shards > 1:
+        stem += f".shard-{shard}-of-{num_shards}"
+    return Path(embeddings_dir) / f"{stem}.jsonl"
+
+
+def meta_path(jsonl_path: Path) -> Path:
+    """The sidecar of a JSONL file."""
+    return jsonl_path.with_suffix(".meta.json")
+
+
+def repair_truncated_tail(path: Path) -> int:
+    """Cut an unfinished last line (no newline, from a killed writer); returns bytes cut."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        # walk back to the last newline
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                pos = pos - step + nl + 1
+                break
+            pos -= step
+        f.truncate(pos)
+    log.warning("%s: removed an unfinished last line (%d bytes) left by an interrupted run", path, size - pos)
+    return size - pos
+
+
+def iter_lines(path: Path, strict: bool = True) -> Iterator[dict[str, Any]]:
+    """Records of one JSONL file; a bad line raises (``strict``) or is skipped with a warning."""
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or "id" not in rec:
+                    raise ValueError("not a record with an 'id'")
+            except ValueError as e:
+                msg = f"{path}:{line_no}: corrupt record ({e})"
+                if strict:
+                    raise EmbeddingsError(msg + "; rerun extraction to repair, or delete the line") from None
+                log.warning(msg)
+                continue
+            yield rec
+
+
+class JsonlWriter:
+    """Appends records to one JSONL file, resuming where an earlier run stopped."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = Path(path)
+        self.meta = meta
+        self.done_ids: set[str] = set()
+        self._f = None
+
+    def open(self) -> JsonlWriter:
+        """Check the sidecar, repair the tail, load the ids already written."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        side = meta_path(self.path)
+        if side.exists():
+            old = json.loads(side.read_text())
+            if old.get("config_hash") != self.meta["config_hash"]:
+                raise EmbeddingsError(
+                    f"{self.path} was made with other options (config hash {old.get('config_hash')} vs "
+                    f"{self.meta['config_hash']}); set overwrite=true or another paths.embeddings_dir")
+        else:
+            tmp = side.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.meta, indent=2))
+            tmp.replace(side)
+        repair_truncated_tail(self.path)
+        if self.path.exists():
+            self.done_ids = {r["id"] for r in iter_lines(self.path, strict=False)}
+        self._f = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as one line and flush it to the OS."""
+        assert self._f is not None, "call open() first"
+        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._f.flush()
+        self.done_ids.add(record["id"])
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> JsonlWriter:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def remove_outputs(embeddings_dir: str | Path, encoder: str) -> None:
+    """Delete an encoder's main file, shards and sidecars (for ``overwrite=true``)."""
+    for p in Path(embeddings_dir).glob(f"{encoder}-embeddings*.json*"):
+        p.unlink()
+
+
+def shard_paths(embeddings_dir: str | Path, encoder: str) -> list[Path]:
+    """Part files of a sharded run, sorted."""
+    return sorted(Path(embeddings_dir).glob(f"{encoder}-embeddings.shard-*-of-*.jsonl"))
+
+
+def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> list[dict[str, Any]]:
+    """All records of an encoder, main file and shards joined, first occurrence of an id kept.
+
+    Raises:
+        EmbeddingsError: no file at all, or (``strict``) a corrupt line.
+    """
+    main = embeddings_path(embeddings_dir, encoder)
+    files = ([main] if main.exists() else []) + shard_paths(embeddings_dir, encoder)
+    if not files:
+        raise EmbeddingsError(f"no embeddings for encoder {encoder!r} in {embeddings_dir}; "
+                              f"run `python -m src.extract encoder={encoder}` first")
+    seen: dict[str, dict[str, Any]] = {}
+    for path in files:
+        for rec in iter_lines(path, strict=strict):
+            seen.setdefault(rec["id"], rec)
+    return list(seen.values())
+
+
+def read_meta(embeddings_dir: str | Path, encoder: str) -> dict[str, Any]:
+    """The sidecar of the main file, or of the first shard."""
+    for p in [embeddings_path(embeddings_dir, encoder), *shard_paths(embeddings_dir, encoder)]:
+        if meta_path(p).exists():
+            return json.loads(meta_path(p).read_text())
+    return {}
+
+
+def merge_shards(embeddings_dir: str | Path, encoder: str) -> Path:
+    """Fold all shard files into the main file (ids deduplicated), then delete them."""
+    shards = shard_paths(embeddings_dir, encoder)
+    main = embeddings_path(embeddings_dir, encoder)
+    if not shards:
+        return main
+    metas = {json.loads(meta_path(s).read_text())["config_hash"] for s in shards if meta_path(s).exists()}
+    if len(metas) > 1:
+        raise EmbeddingsError(f"shards of {encoder} were made with different options: {sorted(metas)}")
+    meta = json.loads(meta_path(shards[0]).read_text())
+    meta.pop("shard", None)
+    with JsonlWriter(main, meta) as w:
+        for s in shards:
+            repair_truncated_tail(s)
+            for rec in iter_lines(s):
+                if rec["id"] not in w.done_ids:
+                    w.write(rec)
+    for s in shards:
+        s.unlink()
+        meta_path(s).unlink(missing_ok=True)
+    log.info("merged %d shard(s) into %s", len(shards), main)
+    return main

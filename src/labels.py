@@ -1,0 +1,24 @@
+"""The label list, defined once for the whole toolkit."""
+
+CLASSES: tuple[str, ...] = ("female", "male")
+"""Class names in index order: index 0 is ``female``, index 1 is ``male``."""
+
+UNKNOWN = "unknown"
+"""Answer given when there is no speech or the confidence is under the threshold."""
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+_ALIASES = {
+    "female": "female", "f": "female", "woman": "female", "female_feminine": "female",
+    "male": "male", "m": "male", "man": "male", "male_masculine": "male",
+}
+
+
+def normalise_gender(value: str) -> str | None:
+    """Map a corpus' gender spelling to ``female``/``male``; ``None`` for anything else."""
+    return _ALIASES.get(str(value).strip().lower())
+
+
+def class_index(gender: str) -> int:
+    """Index of ``gender`` in :data:`CLASSES`."""
+    return CLASSES.index(gender)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+import threading
+from pathlib import Path
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -49,3 +55,43 @@ def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, w in enumerate(waves):
         batch[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
     return batch, lengths
+
+
+PROBE_TIMEOUT_S = 3.0  # how long a connectivity check may take before we call it offline
+PROXY_ENV_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def host_reachable(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout_s`` (DNS included).
+
+    Downloaders retry for tens of seconds (huggingface_hub: ~25 s) before giving up, so
+    a quick probe lets a machine without network fail in seconds. Behind a proxy the
+    host is not reachable directly; then the probe says yes and lets the client try.
+    """
+    if any(os.environ.get(v) for v in PROXY_ENV_VARS):
+        return True
+    parsed = urlparse(url)
+    address = (parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80))
+    ok: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout_s).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    # A thread bounds DNS resolution too, which socket timeouts do not cover.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    return bool(ok)
+
+
+def file_sha256(path: str | Path, n_hex: int = 12) -> str:
+    """First ``n_hex`` hex digits of the file's sha256 (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:n_hex]

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "speechbrain/spkrec-ecapa-voxceleb"
 HPARAMS_FILE = "hyperparams.yaml"
+
+
 def offline_hint(source: str) -> str:
     """How to supply a local copy of ``source`` (a hub id), for error messages."""
     repo = source if not Path(source).is_dir() else DEFAULT_SOURCE

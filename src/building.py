@@ -58,3 +58,17 @@ def embedding_options(cfg: DictConfig) -> dict:
     enc.pop("device", None)
     return {"encoder": cfg.encoder.name, "model": enc, "vad": vad_params(cfg.vad).__dict__,
             "min_clip_s": cfg.min_clip_s, "min_speech_s": cfg.min_speech_s}
+
+
+def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[torch.nn.Module, str, dict]:
+    """The classifier module for ``in_dim`` inputs, with its class path and kwargs (for the checkpoint)."""
+    kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "_target_"}
+    kwargs["in_dim"] = in_dim
+    return instantiate(model_cfg, in_dim=in_dim), model_cfg._target_, kwargs
+
+
+def trainer_params(trainer_cfg: DictConfig) -> "TrainerParams":
+    """``conf/trainer/*.yaml`` as typed parameters."""
+    from src.training.loop import TrainerParams
+
+    return TrainerParams(**OmegaConf.to_container(trainer_cfg, resolve=True))

@@ -1,0 +1,63 @@
+"""``python -m src.analyze run=<run_dir>``: listen to the mistakes and look at the embeddings.
+
+Writes
+* ``post-analysis/<encoder>/{train,val,test}/``: a copy of every misclassified clip named
+  ``<true>_as_<predicted>_p<confidence>_<file>`` and ``index.csv`` (most confident first);
+* ``<embeddings_dir>/<encoder>-embeddings.png``: UMAP coloured by gender, mistakes ringed;
+* ``<run>/reliability.png`` and ``<run>/accuracy_by_duration.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from src.analysis.mistakes import dump_mistakes
+from src.analysis.plots import duration_figure, reliability_figure, save
+from src.analysis.umap_plot import umap_2d, umap_figure
+from src.labels import class_index
+from src.training.dataset import load_embedding_set
+from src.training.runs import open_run
+
+log = logging.getLogger(__name__)
+
+
+def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool = True, umap: bool = True,
+                umap_neighbors: int = 15, seed: int = 0) -> dict[str, Path]:
+    """Dump mistakes and draw the plots for one finished run; returns what was written."""
+    run = open_run(run_dir)
+    preds = run.predictions()
+    written = {"mistakes": Path(analysis_dir) / run.encoder}
+    dump_mistakes(preds, written["mistakes"], copy_audio)
+    test = preds[preds["split"] == "test"]
+    y = np.array([class_index(g) for g in test["gender"]])
+    written["reliability"] = run.dir / "reliability.png"
+    save(reliability_figure(y, test["p_male_uncalibrated"].to_numpy(float), test["p_male"].to_numpy(float),
+                            f"{run.encoder}: test reliability (T={run.metrics['temperature']:.2f})"),
+         written["reliability"])
+    written["duration"] = run.dir / "accuracy_by_duration.png"
+    save(duration_figure({s: run.metrics[s]["accuracy_by_duration"] for s in ("val", "test")},
+                         f"{run.encoder}: accuracy by speech duration"), written["duration"])
+    if umap:
+        emb_dir = Path(run.metrics["embeddings_dir"])
+        data = load_embedding_set(emb_dir, run.encoder)
+        wrong_ids = set(preds.loc[preds["correct"].astype(int) == 0, "id"])
+        written["umap"] = emb_dir / f"{run.encoder}-embeddings.png"
+        umap_figure(umap_2d(data.x, umap_neighbors, seed=seed), data.y, np.isin(data.ids, list(wrong_ids)),
+                    f"{run.encoder} embeddings ({run.metrics['data']}), UMAP", written["umap"])
+    for k, v in written.items():
+        log.info("%s: %s", k, v)
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="analyze")
+def main(cfg: DictConfig) -> None:
+    analyze_run(cfg.run, cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap, cfg.umap_neighbors, cfg.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""A trained classifier as saved in a run folder: weights, input normalisation,
+class list, temperature, decision threshold and the encoder it expects.
+
+``TrainedClassifier`` is what inference uses; it knows nothing of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class
+
+CHECKPOINT_NAME = "best.pt"
+
+
+@dataclass
+class TrainedClassifier:
+    """A classifier head ready to score embeddings.
+
+    Attributes:
+        model: the ``nn.Module`` (eval mode), logits over ``classes``.
+        model_target: import path of the module's class; ``model_kwargs`` its arguments.
+        mean, std: input normalisation (train-set statistics), shape (dim,).
+        classes: class names in logit order.
+        temperature: logits are divided by this before the softmax (1.0 = uncalibrated).
+        threshold: p(male) at or above which the answer is male.
+        encoder: the encoder's identity (name, dim, weights, config_hash).
+    """
+
+    model: torch.nn.Module
+    model_target: str
+    model_kwargs: dict[str, Any]
+    mean: np.ndarray
+    std: np.ndarray
+    classes: tuple[str, ...]
+    temperature: float = 1.0
+    threshold: float = 0.5
+    encoder: dict[str, Any] = field(default_factory=dict)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, dim) embeddings -> (N, n_classes) raw logits."""
+        z = torch.from_numpy(((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32))
+        self.model.eval()
+        with torch.inference_mode():
+            return self.model(z).numpy()
+
+    def predict_proba(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """(N, dim) -> (N, n_classes) probabilities, temperature-scaled when ``calibrated``."""
+        return softmax(self.logits(x) / (self.temperature if calibrated else 1.0))
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write everything needed to rebuild this object to ``path`` (atomically)."""
+        path = Path(path)
+        blob = {k: v for k, v in asdict(self).items() if k != "model"}
+        blob.update(state_dict=self.model.state_dict(), mean=self.mean.tolist(), std=self.std.tolist(),
+                    classes=list(self.classes), extra=extra or {})
+        tmp = path.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedClassifier:
+        """Rebuild from :meth:`save`'s file."""
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        model = get_class(blob["model_target"])(**blob["model_kwargs"])
+        model.load_state_dict(blob["state_dict"])
+        model.eval()
+        return cls(model=model, model_target=blob["model_target"], model_kwargs=blob["model_kwargs"],
+                   mean=np.asarray(blob["mean"], np.float32), std=np.asarray(blob["std"], np.float32),
+                   classes=tuple(blob["classes"]), temperature=float(blob["temperature"]),
+                   threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,59 @@
+"""Reading finished run folders back: config, checkpoint, metrics, predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.training.run import METRICS_NAME, PREDICTIONS_NAME
+
+
+class RunError(ValueError):
+    """A run folder that is missing, unfinished or unreadable."""
+
+
+@dataclass
+class Run:
+    """A finished training run."""
+
+    dir: Path
+    config: DictConfig
+    metrics: dict
+
+    @property
+    def encoder(self) -> str:
+        return str(self.config.encoder.name)
+
+    def classifier(self) -> TrainedClassifier:
+        return TrainedClassifier.load(self.dir / CHECKPOINT_NAME)
+
+    def predictions(self) -> pd.DataFrame:
+        return pd.read_csv(self.dir / PREDICTIONS_NAME, keep_default_na=False)
+
+
+def open_run(run_dir: str | Path) -> Run:
+    """Open a run folder; an unfinished one (no ``metrics.json``) is an error."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"no run folder {run_dir}")
+    if not (run_dir / METRICS_NAME).exists() or not (run_dir / CHECKPOINT_NAME).exists():
+        raise RunError(f"{run_dir} is not a finished run (no {METRICS_NAME} or {CHECKPOINT_NAME}); "
+                       f"it may have crashed or still be training")
+    return Run(run_dir, OmegaConf.load(run_dir / "config.yaml"), json.loads((run_dir / METRICS_NAME).read_text()))
+
+
+def latest_runs(runs_dir: str | Path) -> dict[str, Run]:
+    """The newest finished run of each encoder under ``runs_dir`` (by folder name's timestamp)."""
+    latest: dict[str, Run] = {}
+    for d in sorted(Path(runs_dir).glob("*-????-??-??_??-??-??")):
+        try:
+            run = open_run(d)
+        except RunError:
+            continue
+        latest[run.encoder] = run  # sorted by name, so later timestamps win
+    return latest

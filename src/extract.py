@@ -10,6 +10,7 @@ Writes ``<paths.embeddings_dir>/<encoder>-embeddings.jsonl``; rerun to resume.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import hydra
@@ -17,7 +18,8 @@ from omegaconf import DictConfig
 
 from src.building import build_encoder, build_segmenter, embedding_options, load_clips, set_threads
 from src.embeddings.extract import ExtractOptions, Summary, extract
-from src.embeddings.store import JsonlWriter, config_hash, embeddings_path, merge_shards, remove_outputs
+from src.embeddings.store import (JsonlWriter, config_hash, embeddings_path, merge_shards, remove_outputs,
+                                  stats_path)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def run_extract(cfg: DictConfig) -> Summary | None:
     with JsonlWriter(path, meta) as writer:
         summary = extract(clips, build_segmenter(cfg.vad), encoder, writer, opts)
     log.info("%s: %s", path, summary.text())
+    if summary.done:
+        stats_path(out_dir, name).write_text(json.dumps(summary.as_dict(), indent=2))
     return summary
 
 

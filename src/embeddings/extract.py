@@ -51,6 +51,12 @@ class Summary:
     speech_s: float = 0.0
     wall_s: float = 0.0
 
+    def as_dict(self) -> dict:
+        """Plain numbers, for ``<encoder>-embeddings.extract.json``."""
+        return {"done": self.done, "skipped": self.skipped, "statuses": dict(self.statuses),
+                "reasons": dict(self.reasons), "audio_s": round(self.audio_s, 3),
+                "speech_s": round(self.speech_s, 3), "wall_s": round(self.wall_s, 3)}
+
     def text(self) -> str:
         rate = self.audio_s / self.wall_s if self.wall_s else 0.0
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"

@@ -22,7 +22,7 @@ from src.labels import CLASSES, SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.training.calibration import fit_temperature
 from src.training.dataset import EmbeddingSet
-from src.training.loop import History, TrainerParams, class_weights, train_classifier
+from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
 from src.training.metrics import core_metrics, full_metrics
 from src.training.splits import assign_splits, split_counts
 
@@ -99,6 +99,7 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
     tr = splits == "train"
     mean, std = input_normalisation(data.x[tr])
     z = ((data.x - mean) / std).astype(np.float32)
+    seed_everything(seed)  # before the model exists, so its initial weights are seeded too
     model, target, kwargs = make_model(data.dim)
     writer = SummaryWriter(log_dir=str(run_dir))
     hist: History = train_classifier(model, z[tr], data.y[tr], z[splits == "val"], data.y[splits == "val"],

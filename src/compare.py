@@ -1,0 +1,66 @@
+"""``python -m src.compare``: one table over the latest finished run of each encoder.
+
+Writes ``<paths.analysis_dir>/comparison.md`` and ``comparison.csv``: epochs, best
+validation loss, test accuracy, balanced accuracy, log loss, ECE, early stopping and
+the extraction throughput of the embeddings the run was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import pandas as pd
+from omegaconf import DictConfig
+
+from src.embeddings.store import stats_path
+from src.training.runs import Run, latest_runs
+
+log = logging.getLogger(__name__)
+
+
+def extraction_rate(run: Run) -> float | None:
+    """Audio seconds per wall second of the extraction that made the run's embeddings, if recorded."""
+    p = stats_path(run.metrics.get("embeddings_dir", ""), run.encoder)
+    if not p.exists():
+        return None
+    s = json.loads(p.read_text())
+    return s["audio_s"] / s["wall_s"] if s.get("wall_s") else None
+
+
+def comparison_row(run: Run) -> dict:
+    """The table row of one run."""
+    m, t = run.metrics, run.metrics["test"]
+    rate = extraction_rate(run)
+    return {"encoder": run.encoder, "model": m.get("model", ""), "data": m.get("data", ""),
+            "epochs": m["epochs"], "best_val_loss": round(m["best_val_loss"], 4),
+            "test_accuracy": round(t["accuracy"], 4), "test_balanced_accuracy": round(t["balanced_accuracy"], 4),
+            "test_log_loss": round(t["log_loss"], 4), "test_ece": round(t["ece"], 4),
+            "early_stopped": f"yes (best epoch {m['best_epoch']})" if m["stopped_early"] else "no",
+            "extract_x_realtime": round(rate, 1) if rate else None, "run": run.dir.name}
+
+
+def compare_runs(runs_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
+    """Build the table, write it as markdown and CSV, return it."""
+    runs = latest_runs(runs_dir)
+    if not runs:
+        raise ValueError(f"no finished run under {runs_dir}: run `python -m src.train` first")
+    table = pd.DataFrame([comparison_row(r) for r in runs.values()]).sort_values("test_balanced_accuracy",
+                                                                               ascending=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "comparison.csv", index=False)
+    (out_dir / "comparison.md").write_text(table.to_markdown(index=False) + "\n")
+    log.info("\n%s", table.to_markdown(index=False))
+    return table
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="compare")
+def main(cfg: DictConfig) -> None:
+    compare_runs(cfg.paths.runs_dir, cfg.paths.analysis_dir)
+
+
+if __name__ == "__main__":
+    main()

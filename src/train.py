@@ -33,7 +33,6 @@ def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
     emb_dir = cfg.paths.embeddings_dir
     data = load_embedding_set(emb_dir, cfg.encoder.name)
     meta = read_meta(emb_dir, cfg.encoder.name)
-    meta.pop("options", None)
     info = {"data": cfg.data.name, "embeddings_dir": str(emb_dir), "run_dir": str(run_dir),
             "model": cfg.model._target_.rsplit(".", 1)[-1]}
     return train_run(data, run_dir, lambda dim: build_model(cfg.model, dim), trainer_params(cfg.trainer),

@@ -1,0 +1,65 @@
+"""Writing prediction results as JSONL, CSV or RTTM."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from src.inference.pipeline import GenderResult
+
+FORMATS = ("jsonl", "csv", "rttm")
+CSV_FIELDS = ("path", "label", "p_female", "p_male", "speech_s", "duration_s", "status", "reason",
+              "speaking_time_female_s", "speaking_time_male_s", "speaking_time_unknown_s", "segments")
+
+
+def file_id(path: str | None) -> str:
+    """RTTM's file id: the file name without extension, spaces replaced."""
+    return Path(path or "stream").stem.replace(" ", "_")
+
+
+def rttm_lines(result: GenderResult) -> list[str]:
+    """One ``SPEAKER`` line per timeline segment (the label stands in the speaker field)."""
+    return [f"SPEAKER {file_id(result.path)} 1 {s.start_s:.3f} {s.end_s - s.start_s:.3f} <NA> <NA> "
+            f"{s.label} <NA> <NA>" for s in result.timeline]
+
+
+def csv_row(result: GenderResult) -> dict:
+    """A flat row: speaking times per label and the segment count."""
+    row = {k: getattr(result, k) for k in CSV_FIELDS[:8]}
+    for label in ("female", "male", "unknown"):
+        row[f"speaking_time_{label}_s"] = result.speaking_time_s.get(label, 0.0)
+    row["segments"] = len(result.timeline)
+    return row
+
+
+def write_results(results: Iterable[GenderResult], fmt: str, out: TextIO) -> int:
+    """Stream results to ``out`` as they come; returns how many were written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    n = 0
+    for r in results:
+        if fmt == "jsonl":
+            out.write(json.dumps(r.to_dict()) + "\n")
+        elif fmt == "csv":
+            writer.writerow(csv_row(r))
+        else:
+            out.writelines(line + "\n" for line in rttm_lines(r))
+        out.flush()
+        n += 1
+    return n
+
+
+def parse_rttm(text: str) -> list[dict]:
+    """Read RTTM ``SPEAKER`` lines back (for checks): file, start_s, duration_s, label."""
+    rows = []
+    for line in text.splitlines():
+        f = line.split()
+        if f and f[0] == "SPEAKER":
+            rows.append({"file": f[1], "start_s": float(f[3]), "duration_s": float(f[4]), "label": f[7]})
+    return rows

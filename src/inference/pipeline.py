@@ -1,0 +1,213 @@
+"""``GenderPipeline``: the one inference object (VAD -> encoder -> classifier -> calibrated answer).
+
+    from src.inference.pipeline import GenderPipeline
+    pipe = GenderPipeline.from_run("runs/resemblyzer-2026-11-21_12-00-00")
+    result = pipe("call.wav", timeline=True)
+    result.label, result.p_male, result.timeline
+
+``predict``, ``stream`` and the web service all use it; it holds no training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio, resample
+from src.encoders.base import Encoder
+from src.labels import CLASSES, UNKNOWN
+from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.vad.silero import SileroSegmenter, join_segments
+
+
+@dataclass(frozen=True)
+class TimelineParams:
+    """How a long recording is cut into labelled segments."""
+
+    window_s: float = 1.5  # speech scored per decision
+    hop_s: float = 0.5  # one decision per hop
+    min_window_speech_s: float = 0.5  # windows with less speech are not scored
+    smooth_hops: int = 3  # moving average of p(male) over this many scored hops
+
+
+@dataclass
+class Segment:
+    """A stretch of speech with one label; times in seconds from the start of the file."""
+
+    start_s: float
+    end_s: float
+    label: str
+    p_male: float
+
+
+@dataclass
+class GenderResult:
+    """The answer for one recording.
+
+    ``label`` is ``female``, ``male`` or ``unknown`` (no speech, or confidence under
+    the pipeline's ``unknown_below``); ``status`` is ``ok``, ``no_speech`` or ``error``.
+    """
+
+    label: str
+    p_female: float | None
+    p_male: float | None
+    speech_s: float
+    duration_s: float
+    status: str = "ok"
+    reason: str | None = None
+    timeline: list[Segment] = field(default_factory=list)
+    speaking_time_s: dict[str, float] = field(default_factory=dict)
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GenderPipeline:
+    """VAD, encoder and trained classifier behind one call.
+
+    Args:
+        classifier: the trained head (normalisation, temperature, threshold inside).
+        encoder: must be the encoder the classifier was trained on.
+        segmenter: Silero VAD.
+        unknown_below: answer ``unknown`` when the calibrated top probability is under this.
+        min_speech_s: less speech than this is ``no_speech``.
+    """
+
+    def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
+                 unknown_below: float = 0.6, min_speech_s: float = 0.25,
+                 timeline_params: TimelineParams = TimelineParams(), max_duration_s: float = 4 * 3600.0):
+        self.classifier = classifier
+        self.encoder = encoder
+        self.segmenter = segmenter
+        self.unknown_below = unknown_below
+        self.min_speech_s = min_speech_s
+        self.timeline_params = timeline_params
+        self.max_duration_s = max_duration_s
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "cpu", **kwargs) -> GenderPipeline:
+        """Build the pipeline a training run describes (its encoder, VAD settings and checkpoint)."""
+        from src.building import build_encoder, build_segmenter
+
+        run_dir = Path(run_dir)
+        if not (run_dir / CHECKPOINT_NAME).exists():
+            raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: is it a finished training run?")
+        classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        enc_cfg = cfg.encoder
+        enc_cfg.model.device = device
+        encoder = build_encoder(enc_cfg)
+        if classifier.encoder.get("weights") and classifier.encoder["weights"] != encoder.identity:
+            raise ValueError(f"the run was trained on {classifier.encoder['weights']!r} embeddings but the "
+                             f"encoder loaded is {encoder.identity!r}")
+        vad_cfg = OmegaConf.create(classifier.encoder.get("options", {}).get("vad") or {})
+        vad_cfg.batch_size = 8
+        return cls(classifier, encoder, build_segmenter(vad_cfg), **kwargs)
+
+    @staticmethod
+    def classes() -> tuple[str, ...]:
+        """The labels the classifier decides between (``unknown`` is the answer when it cannot)."""
+        return CLASSES
+
+    def label_for(self, p_male: float) -> str:
+        """``male``/``female`` by the trained threshold, ``unknown`` when not confident enough."""
+        if max(p_male, 1.0 - p_male) < self.unknown_below:
+            return UNKNOWN
+        return "male" if p_male >= self.classifier.threshold else "female"
+
+    def p_male(self, speech: list[np.ndarray]) -> np.ndarray:
+        """Calibrated p(male) for each speech signal (16 kHz mono)."""
+        if not speech:
+            return np.zeros(0)
+        return self.classifier.predict_proba(self.encoder.embed(speech))[:, CLASSES.index("male")]
+
+    def __call__(self, audio: str | Path | np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                 timeline: bool = False) -> GenderResult:
+        """Classify a file path or a mono waveform (any rate); never raises for bad audio."""
+        path = str(audio) if isinstance(audio, (str, Path)) else None
+        try:
+            wave = (load_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s) if path is not None
+                    else resample(np.asarray(audio, np.float32), sample_rate_hz))
+            if not np.isfinite(wave).all():
+                raise AudioError("non_finite", "NaN or infinite samples")
+        except AudioError as e:
+            return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path)
+        result = self.classify_wave(wave, timeline)
+        result.path = path
+        return result
+
+    def classify_wave(self, wave: np.ndarray, timeline: bool = False) -> GenderResult:
+        """Classify a 16 kHz mono waveform: whole-recording answer, and optionally a timeline."""
+        duration_s = len(wave) / SAMPLE_RATE_HZ
+        segments = self.segmenter.timestamps([wave])[0]
+        speech = join_segments(wave, segments)
+        speech_s = len(speech) / SAMPLE_RATE_HZ
+        if speech_s < self.min_speech_s:
+            return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
+                                reason="no speech found by the VAD")
+        p = float(self.p_male([speech])[0])
+        result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
+                              round(duration_s, 3))
+        if timeline:
+            result.timeline = self.timeline(wave, segments)
+            result.speaking_time_s = speaking_time(result.timeline)
+        return result
+
+    def timeline(self, wave: np.ndarray, segments: list[dict[str, int]]) -> list[Segment]:
+        """Label speech hop by hop (window of speech around each hop, smoothed), then merge runs."""
+        tp, sr = self.timeline_params, SAMPLE_RATE_HZ
+        hop, half = int(tp.hop_s * sr), int(tp.window_s * sr / 2)
+        speech_mask = np.zeros(len(wave), bool)
+        for s in segments:
+            speech_mask[s["start"]:s["end"]] = True
+        centres = np.arange(hop // 2, len(wave), hop)
+        windows, scored = [], []
+        for k, c in enumerate(centres):
+            lo, hi = max(0, c - half), min(len(wave), c + half)
+            if speech_mask[max(0, c - hop // 2):c + hop // 2].mean() < 0.5:
+                continue  # this hop is not speech
+            w = wave[lo:hi][speech_mask[lo:hi]]
+            if len(w) >= tp.min_window_speech_s * sr:
+                windows.append(w)
+                scored.append(k)
+        if not scored:
+            return []
+        p = smooth(self.p_male(windows), tp.smooth_hops)
+        return merge_hops(np.array(scored), p, tp.hop_s, self.label_for)
+
+
+def smooth(p: np.ndarray, n: int) -> np.ndarray:
+    """Centred moving average over ``n`` values (shorter at the ends)."""
+    if n <= 1 or len(p) < 2:
+        return p
+    kernel = np.ones(n)
+    return np.convolve(p, kernel, "same") / np.convolve(np.ones_like(p), kernel, "same")
+
+
+def merge_hops(hops: np.ndarray, p_male: np.ndarray, hop_s: float, label_for) -> list[Segment]:
+    """Consecutive scored hops with the same label become one segment (a gap splits segments)."""
+    out: list[Segment] = []
+    for k, p in zip(hops, p_male):
+        label, start, end = label_for(float(p)), int(k) * hop_s, (int(k) + 1) * hop_s
+        last = out[-1] if out else None
+        if last and last.label == label and abs(last.end_s - start) < 1e-6:
+            n = round((last.end_s - last.start_s) / hop_s)
+            last.p_male = (last.p_male * n + float(p)) / (n + 1)
+            last.end_s = end
+        else:
+            out.append(Segment(round(start, 3), round(end, 3), label, float(p)))
+    for s in out:
+        s.end_s, s.p_male = round(s.end_s, 3), round(s.p_male, 4)
+    return out
+
+
+def speaking_time(timeline: list[Segment]) -> dict[str, float]:
+    """Seconds of speech per label."""
+    out: dict[str, float] = {}
+    for s in timeline:
+        out[s.label] = round(out.get(s.label, 0.0) + s.end_s - s.start_s, 3)
+    return out

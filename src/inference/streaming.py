@@ -1,0 +1,143 @@
+"""``StreamingGender``: gender moment by moment from a live stream of audio chunks.
+
+A stateful callable in the style of Silero's ``VADIterator``::
+
+    stream = StreamingGender(GenderPipeline.from_run(run_dir))
+    for chunk in chunks:                 # 16 kHz mono float32, any chunk size
+        event = stream(chunk)            # the latest decision, or None
+        if event and event.changed:
+            print(f"{event.t_s:5.1f}s  {event.label}")
+    stream.reset()                       # before a new, unrelated stream
+
+Silero's ``VADIterator`` marks each 32 ms block as speech or not; a ring of the last
+``window_s`` of blocks is kept; every ``hop_s`` the speech blocks in the ring are
+embedded and scored. Hysteresis keeps the label from flickering: a new speaker label
+must win ``change_hops`` decisions in a row, and the label turns ``unknown`` only after
+``silence_unknown_s`` without enough speech.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from src.data.audio import SAMPLE_RATE_HZ
+from src.inference.pipeline import GenderPipeline
+from src.labels import UNKNOWN
+from src.vad.silero import WINDOW_SAMPLES, load_silero_model
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """Streaming settings (``conf/stream.yaml``)."""
+
+    window_s: float = 1.5  # audio kept in the ring and scored
+    hop_s: float = 0.3  # one decision per hop
+    min_speech_s: float = 0.4  # less speech in the window: no decision this hop
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 100
+    change_hops: int = 2  # decisions in a row a new speaker label needs
+    silence_unknown_s: float = 1.0  # silence after which the label becomes unknown
+
+
+@dataclass
+class StreamEvent:
+    """One decision. ``t_s`` is the stream time (s) at the end of the hop."""
+
+    t_s: float
+    label: str
+    p_male: float | None
+    speech_s: float
+    changed: bool = False
+    previous: str | None = None
+
+    def text(self) -> str:
+        """``12.6s  Female 0.94`` (probability of the label shown)."""
+        if self.p_male is None or self.label == UNKNOWN:
+            return f"{self.t_s:6.1f}s  {self.label.capitalize()}"
+        p = self.p_male if self.label == "male" else 1.0 - self.p_male
+        return f"{self.t_s:6.1f}s  {self.label.capitalize()} {p:.2f}"
+
+
+class StreamingGender:
+    """Feed 16 kHz mono float32 chunks; get :class:`StreamEvent` decisions."""
+
+    def __init__(self, pipeline: GenderPipeline, params: StreamParams = StreamParams(), vad_model=None):
+        from silero_vad import VADIterator
+
+        self.pipeline = pipeline
+        self.params = params
+        self.vad = VADIterator(vad_model if vad_model is not None else load_silero_model(),
+                               threshold=params.vad_threshold, sampling_rate=SAMPLE_RATE_HZ,
+                               min_silence_duration_ms=params.vad_min_silence_ms)
+        self.ring: deque[tuple[np.ndarray, bool]] = deque(maxlen=max(1, round(params.window_s * SAMPLE_RATE_HZ
+                                                                                 / WINDOW_SAMPLES)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything heard so far (a new stream starts at t = 0)."""
+        self.vad.reset_states()
+        self.ring.clear()
+        self._pending = np.zeros(0, np.float32)
+        self._samples = 0
+        self._since_hop = 0
+        self._silence_s = 0.0
+        self.label = UNKNOWN
+        self._candidate: str | None = None
+        self._streak = 0
+
+    def __call__(self, chunk: np.ndarray) -> StreamEvent | None:
+        """Feed a chunk; return its last change event if any, else its last decision, else None."""
+        events = self.feed(chunk)
+        changes = [e for e in events if e.changed]
+        return changes[-1] if changes else (events[-1] if events else None)
+
+    def feed(self, chunk: np.ndarray) -> list[StreamEvent]:
+        """Feed a chunk of any length; return every decision it completed."""
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        if not np.isfinite(chunk).all():
+            chunk = np.nan_to_num(chunk, nan=0.0, posinf=1.0, neginf=-1.0)
+        buf = np.concatenate([self._pending, chunk])
+        n_blocks = len(buf) // WINDOW_SAMPLES
+        self._pending = buf[n_blocks * WINDOW_SAMPLES:]
+        hop = int(self.params.hop_s * SAMPLE_RATE_HZ)
+        events = []
+        for b in range(n_blocks):
+            block = buf[b * WINDOW_SAMPLES:(b + 1) * WINDOW_SAMPLES]
+            with torch.inference_mode():
+                self.vad(torch.from_numpy(block))
+            self.ring.append((block, bool(self.vad.triggered)))
+            self._samples += WINDOW_SAMPLES
+            self._since_hop += WINDOW_SAMPLES
+            if self._since_hop >= hop:
+                self._since_hop -= hop
+                events.append(self._decide())
+        return events
+
+    def _decide(self) -> StreamEvent:
+        """Score the speech in the ring and update the label with hysteresis."""
+        p = self.params
+        t_s = self._samples / SAMPLE_RATE_HZ
+        speech = [blk for blk, is_speech in self.ring if is_speech]
+        speech_s = len(speech) * WINDOW_SAMPLES / SAMPLE_RATE_HZ
+        previous = self.label
+        if speech_s < p.min_speech_s:
+            self._silence_s += p.hop_s
+            self._candidate, self._streak = None, 0
+            if self._silence_s >= p.silence_unknown_s:
+                self.label = UNKNOWN
+            return StreamEvent(t_s, self.label, None, speech_s, self.label != previous, previous)
+        self._silence_s = 0.0
+        p_male = float(self.pipeline.p_male([np.concatenate(speech)])[0])
+        new = self.pipeline.label_for(p_male)
+        if new == self.label or new == UNKNOWN:
+            self._candidate, self._streak = None, 0
+        else:
+            self._streak = self._streak + 1 if new == self._candidate else 1
+            self._candidate = new
+            if self.label == UNKNOWN or self._streak >= p.change_hops:
+                self.label, self._candidate, self._streak = new, None, 0
+        return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous)

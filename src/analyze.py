@@ -21,7 +21,7 @@ from src.analysis.plots import duration_figure, reliability_figure, save
 from src.analysis.umap_plot import umap_2d, umap_figure
 from src.labels import class_index
 from src.training.dataset import load_embedding_set
-from src.training.runs import open_run
+from src.training.runs import open_run, resolve_run
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="analyze")
 def main(cfg: DictConfig) -> None:
-    analyze_run(cfg.run, cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap, cfg.umap_neighbors, cfg.seed)
+    analyze_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap,
+                cfg.umap_neighbors, cfg.seed)
 
 
 if __name__ == "__main__":

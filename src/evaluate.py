@@ -20,7 +20,7 @@ from src.embeddings.store import read_meta
 from src.training.dataset import load_embedding_set
 from src.training.metrics import full_metrics
 from src.training.run import METRICS_NAME, PREDICTIONS_NAME, write_json_atomic, write_predictions
-from src.training.runs import open_run
+from src.training.runs import open_run, resolve_run
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str) -> 
     """
     run = open_run(run_dir)
     clf = run.classifier()
-    data = load_embedding_set(embeddings_dir, run.encoder)
+    data = load_embedding_set(embeddings_dir, run.encoder, both_classes=False)  # a one-gender source is fine
     meta = read_meta(embeddings_dir, run.encoder)
     trained_on = clf.encoder.get("weights")
     if trained_on and meta.get("weights") != trained_on:
@@ -58,7 +58,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str) -> 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate_run(cfg.run, cfg.paths.embeddings_dir, cfg.data.name)
+    evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.building import set_threads
+from src.training.runs import resolve_run
 from src.inference.outputs import write_results
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 
@@ -59,7 +60,8 @@ def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progr
 def run_predict(cfg: DictConfig) -> int:
     """Predict every input and write the results; returns the count."""
     set_threads(cfg.num_threads)
-    pipe = GenderPipeline.from_run(cfg.run, device=cfg.device, unknown_below=cfg.unknown_below,
+    pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
+                                   unknown_below=cfg.unknown_below,
                                    timeline_params=TimelineParams(**cfg.timeline_params))
     files = list_inputs(cfg.input)
     timeline = cfg.timeline or cfg.format == "rttm"

@@ -19,6 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.building import set_threads
+from src.training.runs import resolve_run
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, file_chunks, mic_chunks, pcm_chunks
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
@@ -61,7 +62,8 @@ def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> It
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="stream")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
-    pipe = GenderPipeline.from_run(cfg.run, device=cfg.device, unknown_below=cfg.unknown_below)
+    pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
+                                   unknown_below=cfg.unknown_below)
     streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
     try:
         talk = run_stream(open_source(cfg.source, cfg), streamer, cfg.every_hop)

@@ -57,3 +57,19 @@ def latest_runs(runs_dir: str | Path) -> dict[str, Run]:
             continue
         latest[run.encoder] = run  # sorted by name, so later timestamps win
     return latest
+
+
+def resolve_run(run: str | Path, runs_dir: str | Path) -> Path:
+    """A run folder from ``run``: a path, ``latest`` (newest finished run of any encoder)
+    or ``latest:<encoder>``."""
+    text = str(run)
+    if not text.startswith("latest"):
+        return Path(text)
+    encoder = text.split(":", 1)[1] if ":" in text else None
+    runs = latest_runs(runs_dir)
+    if encoder is not None:
+        runs = {k: v for k, v in runs.items() if k == encoder}
+    if not runs:
+        raise RunError(f"no finished run{' of ' + encoder if encoder else ''} under {runs_dir}: "
+                       f"train one with `python -m src.train`")
+    return max(runs.values(), key=lambda r: r.dir.name[len(r.encoder) + 1:]).dir

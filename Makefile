@@ -15,6 +15,10 @@ setup: $(STAMP)  ## create .venv and install the toolkit with pinned versions
 
 demo: setup  ## the main job on the bundled sample
 	$(BIN)/python -m src.extract encoder=resemblyzer
+	$(BIN)/python -m src.train encoder=resemblyzer
+	$(BIN)/python -m src.analyze run=latest:resemblyzer
+	$(BIN)/python -m src.compare
+	$(BIN)/python -m src.predict run=latest:resemblyzer input=data/sample/audio/vctk-p225 format=csv
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q
@@ -24,6 +28,7 @@ test-fast: setup  ## without the slow tests
 
 bench: setup  ## benchmarks on ../shared/data (prints ratios)
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/stream.py
 
 clean-outputs:  ## delete generated runs, embeddings, analysis and logs
 	rm -rf runs/*-* models-embeddings/*/ post-analysis/*/ logs

@@ -55,23 +55,26 @@ def _parse_age(raw: str, where: str) -> float | None:
         raise ManifestError(f"{where}: age {raw!r} is not a number of years") from None
 
 
-def _read_rows(manifest_path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV, with a clear error for a missing or empty file."""
+def _read_rows(manifest_path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """Header, rows and each row's line number in the file (blank lines are skipped but counted)."""
     if not manifest_path.is_file():
         raise ManifestError(f"manifest not found: {manifest_path}")
-    with open(manifest_path, newline="", encoding="utf-8") as f:
+    with open(manifest_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        rows = list(reader)
+        rows, line_nos = [], []
+        for row in reader:
+            rows.append(row)
+            line_nos.append(reader.line_num)
         header = reader.fieldnames or []
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ManifestError(f"{manifest_path}: missing column(s) {missing}; header is {header}")
-    return header, rows
+    return header, rows, line_nos
 
 
 def _join_metadata(rows: list[dict[str, str]], metadata_path: Path, columns: list[str]) -> None:
     """Add ``columns`` of a second CSV (joined on ``path``) to ``rows``, in place."""
-    with open(metadata_path, newline="", encoding="utf-8") as f:
+    with open(metadata_path, newline="", encoding="utf-8-sig") as f:
         meta = {r["path"]: r for r in csv.DictReader(f)}
     for r in rows:
         extra = meta.get(r["path"], {})
@@ -95,7 +98,7 @@ def read_manifest(manifest_path: str | Path, group_columns: list[str] | tuple[st
             spelling, an empty path or speaker, a bad split or age, a duplicate id.
     """
     manifest_path = Path(manifest_path)
-    header, rows = _read_rows(manifest_path)
+    header, rows, line_nos = _read_rows(manifest_path)
     if metadata_path:
         _join_metadata(rows, Path(metadata_path), ["age", "split", *group_columns])
     missing_groups = [c for c in group_columns if c not in header and not metadata_path]
@@ -105,7 +108,7 @@ def read_manifest(manifest_path: str | Path, group_columns: list[str] | tuple[st
     clips: list[Clip] = []
     seen: dict[str, int] = {}
     dropped = 0
-    for line_no, r in enumerate(rows, start=2):  # line 1 is the header
+    for line_no, r in zip(line_nos, rows):
         where = f"{manifest_path}:{line_no}"
         raw_gender = (r.get("gender") or "").strip()
         gender = normalise_gender(raw_gender)

@@ -91,7 +91,7 @@ def iter_lines(path: Path, strict: bool = True) -> Iterator[dict[str, Any]]:
             except ValueError as e:
                 msg = f"{path}:{line_no}: corrupt record ({e})"
                 if strict:
-                    raise EmbeddingsError(msg + "; rerun extraction to repair, or delete the line") from None
+                    raise EmbeddingsError(msg + "; delete that line, then rerun extraction to redo its clip") from None
                 log.warning(msg)
                 continue
             yield rec
@@ -204,3 +204,8 @@ def merge_shards(embeddings_dir: str | Path, encoder: str) -> Path:
         meta_path(s).unlink(missing_ok=True)
     log.info("merged %d shard(s) into %s", len(shards), main)
     return main
+
+
+def stats_path(embeddings_dir: str | Path, encoder: str) -> Path:
+    """Where the last extraction's summary (audio seconds, wall seconds, counts) is kept."""
+    return Path(embeddings_dir) / f"{encoder}-embeddings.extract.json"

@@ -1,0 +1,107 @@
+"""Every config group option composes into ``extract.yaml`` and resolves; keys match file stems."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from src.building import build_segmenter, embedding_options, load_clips, vad_params
+from src.embeddings.store import config_hash
+from src.vad.silero import VadParams
+
+from conftest import REPO_DIR, SAMPLE_MANIFEST_PATH
+
+CONF_DIR = REPO_DIR / "conf"
+ENCODER_KEYS = sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml"))
+DATA_KEYS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+
+
+def test_the_groups_are_there():
+    assert "resemblyzer" in ENCODER_KEYS and len(ENCODER_KEYS) >= 2
+    assert {"sample", "manifest"} <= set(DATA_KEYS)
+
+
+@pytest.mark.parametrize("key", ENCODER_KEYS)
+def test_encoder_config_composes_and_is_named_after_its_file(make_cfg, key):
+    cfg = make_cfg(f"encoder={key}", hydra_config=True)
+    assert cfg.encoder.name == key
+    assert cfg.hydra.runtime.choices.encoder == key
+    assert isinstance(cfg.encoder.dim, int) and cfg.encoder.dim > 0
+    assert isinstance(cfg.encoder.batch_size, int) and cfg.encoder.batch_size > 0
+    for node in (*(cfg[k] for k in cfg if k != "hydra"), cfg.hydra.run, cfg.hydra.sweep):
+        if OmegaConf.is_config(node):
+            OmegaConf.to_container(node, resolve=True)  # every interpolation resolves
+    assert cfg.hydra.run.dir.startswith(f"{cfg.paths.log_dir}/extract/{key}-")
+    # the class the config builds, without building it (hub weights are not needed here)
+    cls = get_class(cfg.encoder.model._target_)
+    assert Path(inspect.getfile(cls)).stem == key, "one key everywhere: src/encoders/<key>.py"
+    assert cls.name == key
+    if isinstance(getattr(cls, "dim", None), int):
+        assert cls.dim == cfg.encoder.dim
+    params = inspect.signature(cls).parameters
+    unknown = set(cfg.encoder.model) - {"_target_"} - set(params)
+    assert not unknown, f"conf/encoder/{key}.yaml passes {unknown} that {cls.__name__} does not take"
+    assert cfg.encoder.model.device == cfg.device
+    assert embedding_options(cfg)["encoder"] == key and "device" not in embedding_options(cfg)["model"]
+
+
+@pytest.mark.parametrize("key", DATA_KEYS)
+def test_data_config_composes(make_cfg, key, tmp_path):
+    overrides = [f"data={key}"]
+    if key == "manifest":
+        cfg = make_cfg(*overrides)
+        with pytest.raises(MissingMandatoryValue):
+            _ = cfg.data.manifest_path
+        overrides.append(f"data.manifest_path={tmp_path / 'm.csv'}")
+    cfg = make_cfg(*overrides)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    data = resolved["data"]
+    assert {"name", "manifest_path", "metadata_path", "group_columns"} <= set(data)
+    assert isinstance(data["group_columns"], list)
+    assert resolved["paths"]["embeddings_dir"] == f"models-embeddings/{data['name']}"
+    if key == "sample":
+        assert Path(data["manifest_path"]) == SAMPLE_MANIFEST_PATH
+        clips = load_clips(cfg.data)
+        assert len(clips) == 63 and all(set(c.groups) == set(data["group_columns"]) for c in clips)
+    elif key != "manifest":
+        manifest = REPO_DIR / data["manifest_path"]
+        if not manifest.is_file():
+            pytest.skip(f"{manifest} is not on this machine")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(REPO_DIR)  # the shared-data paths are relative to the repo root
+            clips = load_clips(cfg.data)
+        assert clips and all(set(c.groups) == set(data["group_columns"]) for c in clips)
+
+
+def test_vad_config_is_silero_parameters(make_cfg):
+    cfg = make_cfg()
+    from silero_vad import get_speech_timestamps
+
+    params = vad_params(cfg.vad)
+    names = set(cfg.vad) - {"batch_size"}
+    assert names == set(VadParams.__dataclass_fields__)
+    assert names <= set(inspect.signature(get_speech_timestamps).parameters), "Silero's own names"
+    assert all(getattr(params, k) == cfg.vad[k] for k in names)
+    seg = build_segmenter(cfg.vad)
+    assert seg.batch_size == cfg.vad.batch_size and seg.params == params
+
+
+def test_config_hash_follows_what_shapes_embeddings(make_cfg):
+    def h(*o):
+        return config_hash(embedding_options(make_cfg(*o)))
+
+    base = h()
+    assert h("chunk_clips=3", "encoder.batch_size=2", "progress=true", "device=cuda", "num_threads=4") == base
+    for changed in ("vad.threshold=0.6", "min_clip_s=1.0", "min_speech_s=0.5", "encoder.model.target_dbfs=-20"):
+        assert h(changed) != base, changed
+
+
+def test_joblib_launcher_composes(make_cfg):
+    cfg = make_cfg("hydra/launcher=joblib", "num_shards=2", hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=True)["subdir"] == "shard-0"

@@ -1,0 +1,158 @@
+"""Manifest contract: the sample reads; bad rows fail fast naming the file and line."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from src.data.manifest import ManifestError, read_manifest, write_manifest
+from src.labels import CLASSES, SPLITS
+
+from conftest import SAMPLE_GROUP_COLUMNS, SAMPLE_MANIFEST_PATH
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _raises_at(path: Path, line_no: int, *fragments: str, **kwargs) -> None:
+    """``read_manifest`` fails with a message naming ``path:line_no`` and the fragments."""
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path, **kwargs)
+    msg = str(info.value)
+    assert f"{path}:{line_no}:" in msg, msg
+    for frag in fragments:
+        assert frag in msg, msg
+
+
+def test_the_sample_reads(sample_clips):
+    with open(SAMPLE_MANIFEST_PATH, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(sample_clips) == len(rows)
+    assert {c.gender for c in sample_clips} == set(CLASSES)
+    assert len({c.id for c in sample_clips}) == len(sample_clips)
+    for clip, row in zip(sample_clips, rows):
+        assert clip.id == row["path"]  # id defaults to the path
+        assert clip.path == SAMPLE_MANIFEST_PATH.parent / row["path"] and clip.path.is_file()
+        assert clip.groups == {c: row[c] for c in SAMPLE_GROUP_COLUMNS}
+        assert clip.age == (float(row["age"]) if row["age"] else None)
+    assert any(c.age is not None for c in sample_clips) and any(c.age is None for c in sample_clips)
+
+
+def test_relative_and_absolute_paths(tmp_path):
+    absolute = tmp_path / "elsewhere" / "b.wav"
+    (tmp_path / "sub").mkdir()
+    path = _csv(tmp_path / "sub" / "m.csv", f"path,speaker,gender\naudio/a.wav,s1,female\n{absolute},s2,male\n")
+    a, b = read_manifest(path)
+    assert a.path == tmp_path / "sub" / "audio" / "a.wav"
+    assert b.path == absolute
+
+
+def test_gender_spellings_are_normalised(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\n"
+                "a.wav,s1,F\nb.wav,s2, Male \nc.wav,s3,woman\nd.wav,s4,male_masculine\n")
+    assert [c.gender for c in read_manifest(path)] == ["female", "male", "female", "male"]
+
+
+def test_unknown_gender_names_the_line(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\nb.wav,s2,femme\n")
+    _raises_at(path, 3, "unknown gender", "'femme'")
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\n\n\nb.wav,s2,femme\n")
+    _raises_at(path, 5, "'femme'")
+
+
+def test_other_and_empty_genders_are_dropped_and_counted(tmp_path, caplog):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\n"
+                "a.wav,s1,female\nb.wav,s2,other\nc.wav,s3,\nd.wav,s4,male\ne.wav,s5,Unknown\n")
+    with caplog.at_level(logging.WARNING, logger="src.data.manifest"):
+        clips = read_manifest(path)
+    assert [c.id for c in clips] == ["a.wav", "d.wav"]
+    assert re.search(r"dropped 3 row\(s\)", caplog.text), caplog.text
+
+
+def test_missing_column(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,sex\na.wav,s1,female\n")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['gender'\]") as info:
+        read_manifest(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(tmp_path / "nope.csv")
+
+
+def test_duplicate_id_names_both_lines(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\nb.wav,s2,male\na.wav,s1,female\n")
+    _raises_at(path, 4, "duplicate id 'a.wav'", "first on line 2")
+
+
+def test_explicit_ids_may_share_a_path_but_not_an_id(tmp_path):
+    ok = _csv(tmp_path / "ok.csv", "id,path,speaker,gender\nx1,a.wav,s1,female\nx2,a.wav,s1,female\n")
+    assert [c.id for c in read_manifest(ok)] == ["x1", "x2"]
+    bad = _csv(tmp_path / "bad.csv", "id,path,speaker,gender\nx1,a.wav,s1,female\nx1,b.wav,s2,male\n")
+    _raises_at(bad, 3, "duplicate id 'x1'")
+
+
+def test_bad_split(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender,split\na.wav,s1,female,train\nb.wav,s2,male,training\n")
+    _raises_at(path, 3, "split 'training'")
+    good = _csv(tmp_path / "good.csv", "path,speaker,gender,split\n"
+                + "".join(f"{s}.wav,s{i},female,{s}\n" for i, s in enumerate(SPLITS)) + "n.wav,s9,male,\n")
+    assert [c.split for c in read_manifest(good)] == [*SPLITS, None]
+
+
+def test_bad_age(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender,age\na.wav,s1,female,31\nb.wav,s2,male,thirty\n")
+    _raises_at(path, 3, "age 'thirty'")
+
+
+def test_empty_speaker(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\nb.wav, ,male\n")
+    _raises_at(path, 3, "empty path or speaker")
+
+
+def test_group_column_not_in_header(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\n")
+    with pytest.raises(ManifestError, match=r"group column\(s\) \['corpus'\]"):
+        read_manifest(path, ["corpus"])
+
+
+def test_metadata_join_fills_age_split_and_groups(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender,corpus\n"
+                "a.wav,s1,female,\nb.wav,s2,male,own\nc.wav,s3,male,\n")
+    meta = _csv(tmp_path / "meta.csv", "path,age,split,corpus,accent\n"
+                "a.wav,12,train,vctk,scottish\nb.wav,40,test,libri,irish\n")
+    a, b, c = read_manifest(path, ["corpus", "accent"], metadata_path=meta)
+    assert (a.age, a.split, a.groups) == (12.0, "train", {"corpus": "vctk", "accent": "scottish"})
+    # a value already in the manifest wins over the metadata
+    assert (b.age, b.split, b.groups) == (40.0, "test", {"corpus": "own", "accent": "irish"})
+    # no metadata row: empty groups, unknown age and split
+    assert (c.age, c.split, c.groups) == (None, None, {"corpus": "", "accent": ""})
+
+
+def test_metadata_values_are_validated_too(tmp_path):
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender\na.wav,s1,female\nb.wav,s2,male\n")
+    meta = _csv(tmp_path / "meta.csv", "path,split\nb.wav,dev\n")
+    _raises_at(path, 3, "split 'dev'", metadata_path=meta)
+
+
+def test_excel_bom_header(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("path,speaker,gender\na.wav,s1,female\n", encoding="utf-8-sig")
+    assert [c.id for c in read_manifest(path)] == ["a.wav"]
+
+
+def test_write_then_read_round_trip(tmp_path, sample_clips):
+    rows = [{"path": str(c.path), "speaker": c.speaker, "gender": c.gender, "id": c.id,
+             "age": "" if c.age is None else c.age, **c.groups} for c in sample_clips[:5]]
+    path = write_manifest(rows, tmp_path / "out" / "m.csv")
+    assert read_manifest(path, SAMPLE_GROUP_COLUMNS) == sample_clips[:5]

@@ -1,0 +1,81 @@
+"""Batched Silero VAD against Silero's own per-file ``get_speech_timestamps``, on real speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.audio import SAMPLE_RATE_HZ, load_audio
+from src.vad.silero import SileroSegmenter, VadParams, join_segments, load_silero_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def ten_waves(clips_by_duration) -> list[np.ndarray]:
+    """Ten real clips spread over the sample's range of lengths, shortest to longest."""
+    idx = np.linspace(0, len(clips_by_duration) - 1, 10).round().astype(int)
+    waves = [load_audio(clips_by_duration[i].path) for i in idx]
+    assert len({len(w) for w in waves}) == 10
+    return waves
+
+
+@pytest.fixture(scope="module")
+def stock_model():
+    """A second copy of the JIT model, for the stock per-file function."""
+    return load_silero_model()
+
+
+def _stock(waves, model, **params) -> list[list[dict]]:
+    from silero_vad import get_speech_timestamps
+
+    return [get_speech_timestamps(torch.from_numpy(w), model, **params) for w in waves]
+
+
+def test_batched_equals_stock_per_file(segmenter, stock_model, ten_waves):
+    batched = segmenter.timestamps(ten_waves)
+    assert batched == _stock(ten_waves, stock_model)
+    assert all(len(ts) >= 1 for ts in batched), "real speech should have speech segments"
+
+
+def test_batches_smaller_than_the_input_and_shuffled_order(stock_model, ten_waves):
+    """Several model batches, clips out of length order: each clip keeps its own segments."""
+    params = VadParams(threshold=0.6, min_silence_duration_ms=50, speech_pad_ms=10)
+    seg = SileroSegmenter(params, batch_size=3, model=stock_model)
+    order = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
+    waves = [ten_waves[i] for i in order]
+    expected = _stock(waves, stock_model, threshold=0.6, min_silence_duration_ms=50, speech_pad_ms=10)
+    assert seg.timestamps(waves) == expected
+
+
+def test_probabilities_match_per_file_model_calls(segmenter, stock_model, ten_waves):
+    waves = ten_waves[:3]
+    probs = segmenter.speech_probs(waves)
+    for w, p in zip(waves, probs):
+        stock_model.reset_states()
+        x = torch.nn.functional.pad(torch.from_numpy(w), (0, -len(w) % 512))
+        ref = np.array([stock_model(x[k:k + 512], SAMPLE_RATE_HZ).item() for k in range(0, len(x), 512)])
+        assert p.shape == (-(-len(w) // 512),)
+        np.testing.assert_allclose(p, ref, atol=1e-4)
+
+
+def test_silence_and_low_noise_have_no_speech(segmenter, stock_model, ten_waves):
+    rng = np.random.default_rng(0)
+    silence = np.zeros(3 * SAMPLE_RATE_HZ, np.float32)
+    noise = rng.normal(0.0, 0.003, 4 * SAMPLE_RATE_HZ).astype(np.float32)  # about -50 dBFS
+    empty = np.zeros(0, np.float32)
+    waves = [silence, ten_waves[4], noise, empty]
+    ts = segmenter.timestamps(waves)
+    assert ts[0] == [] and ts[2] == [] and ts[3] == []
+    assert ts[1] == _stock([ten_waves[4]], stock_model)[0] != []
+    assert [len(s) for s in segmenter.speech_only(waves)] == [0, sum(t["end"] - t["start"] for t in ts[1]), 0, 0]
+
+
+def test_speech_only_joins_the_segments(segmenter, ten_waves):
+    wave = ten_waves[-1]
+    (ts,) = segmenter.timestamps([wave])
+    (speech,) = segmenter.speech_only([wave])
+    np.testing.assert_array_equal(speech, np.concatenate([wave[t["start"]:t["end"]] for t in ts]))
+    assert speech.dtype == np.float32
+    assert join_segments(wave, []).shape == (0,)

@@ -21,6 +21,20 @@ def mistake_file_name(row: pd.Series) -> str:
     return f"{row['gender']}_as_{row['predicted']}_p{conf:.3f}_{Path(row['path']).name}"
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with ``_2``, ``_3``... before the extension of repeats (two speakers' ``arctic_a0001.wav``
+    mistaken with the same confidence would otherwise overwrite one another)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            p = Path(name)
+            name = f"{p.stem}_{seen[name]}{p.suffix}"
+        out.append(name)
+    return out
+
+
 def dump_mistakes(predictions: pd.DataFrame, out_dir: str | Path, copy_audio: bool = True) -> dict[str, int]:
     """Write ``out_dir/<split>/`` with a copy of each misclassified clip and ``index.csv``
     sorted by confidence (most confident mistakes first). Returns mistakes per split.
@@ -37,7 +51,7 @@ def dump_mistakes(predictions: pd.DataFrame, out_dir: str | Path, copy_audio: bo
         d.mkdir(parents=True, exist_ok=True)
         wrong["confidence"] = wrong.apply(lambda r: r["p_male"] if r["predicted"] == "male" else 1 - r["p_male"],
                                           axis=1) if len(wrong) else []
-        wrong["file"] = [mistake_file_name(r) for _, r in wrong.iterrows()]
+        wrong["file"] = unique_names([mistake_file_name(r) for _, r in wrong.iterrows()])
         for _, r in wrong.iterrows():
             if copy_audio:
                 try:

@@ -58,14 +58,18 @@ class EmbeddingSet:
                             age=self.age[mask], groups={k: v[mask] for k, v in self.groups.items()})
 
 
-def records_to_set(records: list[dict], source: str = "embeddings") -> EmbeddingSet:
+def records_to_set(records: list[dict], source: str = "embeddings", both_classes: bool = True) -> EmbeddingSet:
     """Keep the ``ok`` records and stack them; checks dimension and classes.
 
+    Args:
+        both_classes: require clips of every class (training does; scoring a one-gender source does not).
+
     Raises:
-        DatasetError: no usable record, embeddings of mixed dimension, or a single class.
+        DatasetError: no usable record, embeddings of mixed dimension, or (``both_classes``) a single class.
     """
-    ok = [r for r in records if r.get("status") == STATUS_OK and r.get("embedding") is not None]
-    skipped = Counter(r.get("status", "?") for r in records if r not in ok)
+    usable = [r.get("status") == STATUS_OK and r.get("embedding") is not None for r in records]
+    ok = [r for r, u in zip(records, usable) if u]
+    skipped = Counter(r.get("status", "?") for r, u in zip(records, usable) if not u)
     if skipped:
         log.info("%s: left out %s", source, dict(skipped))
     if not ok:
@@ -76,7 +80,7 @@ def records_to_set(records: list[dict], source: str = "embeddings") -> Embedding
         raise DatasetError(f"{source}: embeddings of mixed dimension {dict(dims)} (e.g. {odd}); "
                            f"were two encoders written to one file?")
     y = np.array([class_index(r["gender"]) for r in ok])
-    if len(set(y.tolist())) < len(CLASSES):
+    if both_classes and len(set(y.tolist())) < len(CLASSES):
         raise DatasetError(f"{source}: only one class ({CLASSES[y[0]]}) among {len(ok)} clips")
     group_names = sorted({k for r in ok for k in r.get("groups", {})})
     return EmbeddingSet(
@@ -89,7 +93,7 @@ def records_to_set(records: list[dict], source: str = "embeddings") -> Embedding
         groups={g: np.array([str(r.get("groups", {}).get(g, "")) for r in ok]) for g in group_names})
 
 
-def load_embedding_set(embeddings_dir: str | Path, encoder: str) -> EmbeddingSet:
+def load_embedding_set(embeddings_dir: str | Path, encoder: str, both_classes: bool = True) -> EmbeddingSet:
     """Read an encoder's JSONL (strictly: a corrupt line is an error) into an :class:`EmbeddingSet`."""
     records = read_records(embeddings_dir, encoder, strict=True)
-    return records_to_set(records, source=f"{embeddings_dir}/{encoder}")
+    return records_to_set(records, source=f"{embeddings_dir}/{encoder}", both_classes=both_classes)

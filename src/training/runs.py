@@ -63,7 +63,7 @@ def resolve_run(run: str | Path, runs_dir: str | Path) -> Path:
     """A run folder from ``run``: a path, ``latest`` (newest finished run of any encoder)
     or ``latest:<encoder>``."""
     text = str(run)
-    if not text.startswith("latest"):
+    if text != "latest" and not text.startswith("latest:"):  # a folder may be called latest-something
         return Path(text)
     encoder = text.split(":", 1)[1] if ":" in text else None
     runs = latest_runs(runs_dir)

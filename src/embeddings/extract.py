@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class ExtractOptions:
     """How clips are screened and grouped (units in the names)."""
 
-    chunk_clips: int = 32
+    chunk_clips: int = 128
     encoder_batch_size: int = 16
     min_clip_s: float = 0.5
     min_speech_s: float = 0.25

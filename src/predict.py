@@ -38,7 +38,7 @@ def list_inputs(input_path: str | Path) -> list[Path]:
     if p.is_dir():
         return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
     if p.suffix.lower() == ".csv":
-        with open(p, newline="") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:  # as read_manifest reads it (BOM allowed)
             return [(p.parent / r["path"]) for r in csv.DictReader(f)]
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from src.building import set_threads
 from src.training.runs import resolve_run
 from src.inference.pipeline import GenderPipeline
-from src.inference.sources import SourceError, file_chunks, mic_chunks, pcm_chunks
+from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def open_source(source: str, cfg: DictConfig) -> Iterator[np.ndarray]:
     if source == "mic":
         return mic_chunks(cfg.block_s, cfg.mic_device)
     if source == "stdin":
+        check_pcm_format(int(cfg.rate), cfg.dtype, int(cfg.channels))  # now, not at the first read
         return pcm_chunks(sys.stdin.buffer, int(cfg.rate), cfg.dtype, int(cfg.channels), cfg.block_s)
     if source.startswith("file:"):
         return file_chunks(source[len("file:"):], cfg.block_s, cfg.realtime)
@@ -62,11 +63,12 @@ def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> It
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="stream")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
-    pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
-                                   unknown_below=cfg.unknown_below)
-    streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
     try:
-        talk = run_stream(open_source(cfg.source, cfg), streamer, cfg.every_hop)
+        chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load
+        pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
+                                       unknown_below=cfg.unknown_below)
+        streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
+        talk = run_stream(chunks, streamer, cfg.every_hop)
     except SourceError as e:
         log.error("%s", e)
         sys.exit(2)

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 import soxr
 
-from src.data.audio import SAMPLE_RATE_HZ, load_audio
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,15 @@ class SourceError(RuntimeError):
 
 
 def file_chunks(path: str, block_s: float = 0.1, realtime: bool = True) -> Iterator[np.ndarray]:
-    """A file's audio in ``block_s`` chunks, paced like a live stream when ``realtime``."""
-    wave = load_audio(path)
+    """A file's audio in ``block_s`` chunks, paced like a live stream when ``realtime``.
+
+    Raises:
+        SourceError: the file is missing, empty or cannot be decoded.
+    """
+    try:
+        wave = load_audio(path)
+    except AudioError as e:
+        raise SourceError(f"cannot read the file source: {e}") from None
     block = max(1, int(block_s * SAMPLE_RATE_HZ))
     start = time.monotonic()
     for i in range(0, len(wave), block):
@@ -57,8 +64,9 @@ def pcm_chunks(stream: BinaryIO, rate_hz: int, dtype: str = "int16", channels: i
 
     Raises:
         SourceError: an impossible declared format, a WAV/other container instead of raw
-            PCM, float samples that are not finite or far outside [-1, 1] (usually a wrong
-            dtype), or an int16 stream whose level says the declared dtype is wrong.
+            PCM, or float samples that are not finite or far outside [-1, 1] (usually int16
+            bytes declared as ``float32``). Float32 bytes declared as ``int16`` are not
+            detected: they play as loud noise.
     """
     check_pcm_format(rate_hz, dtype, channels)
     np_dtype, scale = PCM_DTYPES[dtype]
@@ -76,9 +84,10 @@ def pcm_chunks(stream: BinaryIO, rate_hz: int, dtype: str = "int16", channels: i
             break
         pending += data
         usable = len(pending) - len(pending) % frame_bytes
-        frames = np.frombuffer(pending[:usable], np_dtype).reshape(-1, channels).astype(np.float32) / scale
+        with np.errstate(all="ignore"):  # int16 bytes read as float32 hold NaN/inf: reported below
+            frames = np.frombuffer(pending[:usable], np_dtype).reshape(-1, channels).astype(np.float32) / scale
+            mono = frames.mean(axis=1)
         pending = pending[usable:]
-        mono = frames.mean(axis=1)
         if dtype == "float32" and (not np.isfinite(mono).all() or np.abs(mono).max(initial=0) > 8.0):
             raise SourceError("float32 samples are not finite or far outside [-1, 1]: is the stream int16? "
                               "set dtype=int16")

@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Benchmark of the HTTP service (``python -m src.serve``) on real speech.
+
+    python bench/serve.py                                     # newest resemblyzer run, concurrency 1 4 8
+    python bench/serve.py --run runs/resemblyzer-... --requests 60 --json serve.json
+    python bench/serve.py --data ../shared/data/dev --concurrency 1 2 4 8 16
+
+A real uvicorn server (``python -m src.serve run=<run> port=<free>``, ``--threads`` torch
+threads) is started on a free loopback port and stopped at the end. Two measurements:
+
+* uploads: ``POST /v1/classify`` of 3-second real clips (the first 3 s of the manifest's
+  clips of at least 3 s, 16-bit 16 kHz WAV, about 96 kB each, cycled), ``--requests`` per
+  concurrency level, each client thread with its own keep-alive ``httpx.Client``; after two
+  warm-up requests. Figures: uploads per second (requests / wall time of the level), and
+  the p50 and p95 latency of one request (send to the whole JSON answer). Every answer must
+  be 200.
+* stream: one WebSocket (``/v1/stream?rate=16000&dtype=int16``) fed a real recording (the
+  clips joined, ``--stream-s`` seconds) in 0.1 s frames as fast as the socket takes them (a
+  sender thread), then the end frame; events per second and audio seconds per wall second
+  from the first frame to the ``end`` message.
+
+The machine's load average at start and end is printed: on a shared machine the figures are
+pessimistic. Timings use ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+if str(REPO_DIR) not in sys.path:
+    sys.path.insert(0, str(REPO_DIR))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from src.data.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
+from src.training.runs import resolve_run  # noqa: E402
+
+CLIP_S = 3.0
+FRAME_S = 0.1
+START_TIMEOUT_S = 300
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Prints a markdown table; --json saves every figure.")
+    p.add_argument("--run", default="latest:resemblyzer",
+                   help="a run folder, latest or latest:<encoder> (default: latest:resemblyzer)")
+    p.add_argument("--runs-dir", default=str(REPO_DIR / "runs"), help="where latest looks (default: runs/)")
+    p.add_argument("--data", default=str(REPO_DIR / "data" / "sample"),
+                   help="a folder with manifest.csv of real clips (default: data/sample; or ../shared/data/dev)")
+    p.add_argument("--clips", type=int, default=16, help="distinct 3 s clips to cycle through (default: 16)")
+    p.add_argument("--requests", type=int, default=40, help="uploads per concurrency level (default: 40)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8], help="client threads (default: 1 4 8)")
+    p.add_argument("--stream-s", type=float, default=60.0, help="seconds of audio on the WebSocket (default: 60)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: 1, as conf/serve.yaml)")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
+    return p.parse_args(argv)
+
+
+def real_clips(data_dir: Path, n: int) -> list[np.ndarray]:
+    """The first 3 s of the first ``n`` clips (manifest order) that last at least 3 s."""
+    out = []
+    with open(data_dir / "manifest.csv", newline="", encoding="utf-8-sig") as f:
+        for row in csv.DictReader(f):
+            path = data_dir / row["path"]
+            if sf.info(str(path)).duration < CLIP_S:
+                continue
+            out.append(load_audio(path)[:int(CLIP_S * SAMPLE_RATE_HZ)])
+            if len(out) == n:
+                break
+    if not out:
+        raise SystemExit(f"no clip of {CLIP_S:g} s or more in {data_dir}/manifest.csv")
+    return out
+
+
+def wav_bytes(wave: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run_dir: Path, threads: int, log_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(log_dir / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "src.serve", f"run={run_dir}", "host=127.0.0.1", f"port={port}",
+                             f"num_threads={threads}", "log_level=warning", f"hydra.run.dir={log_dir}"],
+                            cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited:\n{(log_dir / 'serve.log').read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"the server did not answer in {START_TIMEOUT_S} s")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+
+
+def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int) -> dict:
+    """``requests`` uploads from ``concurrency`` threads; uploads/s and latency percentiles."""
+    local = threading.local()
+
+    def one(i: int) -> float:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=300)
+        t0 = time.perf_counter()
+        r = local.client.post(f"{url}/v1/classify", files={"file": (f"clip{i}.wav", bodies[i % len(bodies)],
+                                                                    "audio/wav")})
+        r.json()
+        dt = time.perf_counter() - t0
+        if r.status_code != 200:
+            raise RuntimeError(f"upload {i}: {r.status_code} {r.text}")
+        return dt
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        lat = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - t0
+    q = np.percentile(np.array(lat) * 1000, [50, 95])
+    return {"concurrency": concurrency, "requests": requests, "wall_s": round(wall, 3),
+            "uploads_per_s": round(requests / wall, 2), "p50_ms": round(float(q[0]), 1),
+            "p95_ms": round(float(q[1]), 1), "mean_ms": round(statistics.mean(lat) * 1000, 1)}
+
+
+def stream_run(url: str, wave: np.ndarray) -> dict:
+    """One WebSocket fed ``wave`` (int16, 16 kHz, 0.1 s frames) as fast as possible."""
+    from websockets.sync.client import connect
+
+    pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+    frame = int(FRAME_S * SAMPLE_RATE_HZ) * 2
+    ws_url = url.replace("http://", "ws://") + f"/v1/stream?rate={SAMPLE_RATE_HZ}&dtype=int16"
+    with connect(ws_url, max_size=None, open_timeout=60) as ws:
+        ready = json.loads(ws.recv(timeout=60))
+        assert ready["type"] == "ready", ready
+
+        def send() -> None:
+            for i in range(0, len(pcm), frame):
+                ws.send(pcm[i:i + frame])
+            ws.send(b"")
+
+        t0 = time.perf_counter()
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        events, first_event = 0, None
+        while True:
+            msg = json.loads(ws.recv(timeout=300))
+            if msg["type"] == "event":
+                events += 1
+                first_event = first_event or time.perf_counter() - t0
+            elif msg["type"] == "end":
+                break
+            else:
+                raise RuntimeError(f"stream: {msg}")
+        wall = time.perf_counter() - t0
+        sender.join()
+    audio_s = len(wave) / SAMPLE_RATE_HZ
+    return {"audio_s": round(audio_s, 2), "events": events, "wall_s": round(wall, 3),
+            "events_per_s": round(events / wall, 1), "x_realtime": round(audio_s / wall, 1),
+            "first_event_s": round(first_event or float("nan"), 3), "final_label": msg["label"]}
+
+
+def markdown(results: dict) -> str:
+    rows = ["| path | concurrency | requests | uploads/s | p50 latency (ms) | p95 latency (ms) |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for r in results["uploads"]:
+        rows.append(f"| `POST /v1/classify`, 3 s WAV | {r['concurrency']} | {r['requests']} | "
+                    f"{r['uploads_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+    s = results["stream"]
+    rows += ["", "| path | audio (s) | events | events/s | audio s per wall s |", "|---|---:|---:|---:|---:|",
+             f"| `WebSocket /v1/stream`, int16 16 kHz, 0.1 s frames, as fast as possible | {s['audio_s']:.0f} | "
+             f"{s['events']} | {s['events_per_s']:.1f} | {s['x_realtime']:.1f}x |"]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    run_dir = resolve_run(args.run, args.runs_dir)
+    clips = real_clips(Path(args.data), args.clips)
+    bodies = [wav_bytes(c) for c in clips]
+    joined = np.concatenate(clips * (int(args.stream_s / (CLIP_S * len(clips))) + 1))[
+        :int(args.stream_s * SAMPLE_RATE_HZ)]
+    load_start = os.getloadavg()
+    print(f"run {run_dir}; {len(bodies)} real {CLIP_S:g} s clips from {args.data}; server torch threads "
+          f"{args.threads}; {os.cpu_count()} CPUs; load average {load_start[0]:.2f}", flush=True)
+    results: dict = {"run": str(run_dir), "data": args.data, "server_threads": args.threads,
+                     "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+                     "load_avg_start": [round(x, 2) for x in load_start], "uploads": []}
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        proc, url = start_server(run_dir, args.threads, Path(tmp))
+        try:
+            upload_level(url, bodies, 1, 2)  # warm-up
+            for c in args.concurrency:
+                r = upload_level(url, bodies, c, max(args.requests, c))
+                print(f"concurrency {c}: {r['uploads_per_s']} uploads/s, p50 {r['p50_ms']} ms, "
+                      f"p95 {r['p95_ms']} ms", flush=True)
+                results["uploads"].append(r)
+            results["stream"] = stream_run(url, joined)
+            print(f"stream: {results['stream']['events']} events in {results['stream']['wall_s']} s", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average at the end {results['load_avg_end'][0]:.2f}\n")
+    print(markdown(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""``python -m src.serve run=<run_dir|latest> host=127.0.0.1 port=8000``: the HTTP service.
+
+    python -m src.serve                                   # the newest run, http://127.0.0.1:8000/
+    python -m src.serve run=latest:resemblyzer port=9000 max_upload_mb=50 max_duration_s=1800
+
+``POST /v1/classify`` (multipart ``file``), ``WebSocket /v1/stream?rate=&dtype=``,
+``GET /healthz``, the OpenAPI docs at ``/docs`` and a web page at ``/``
+(see :mod:`src.serving.app`). The model loads once, before the first request.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from src.building import set_threads
+from src.inference.pipeline import GenderPipeline, TimelineParams
+from src.inference.streaming import StreamParams
+from src.serving.app import ServeSettings, create_app
+from src.training.runs import open_run, resolve_run
+
+log = logging.getLogger(__name__)
+
+
+def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSettings:
+    """The service's limits and options from ``conf/serve.yaml``."""
+    return ServeSettings(max_upload_mb=float(cfg.max_upload_mb), max_duration_s=float(cfg.max_duration_s),
+                         max_stream_s=float(cfg.max_stream_s), max_frame_kb=float(cfg.max_frame_kb),
+                         max_streams=int(cfg.max_streams), decode_workers=int(cfg.decode_workers),
+                         stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,
+                         allowed_origins=tuple(cfg.allowed_origins), run_name=run_name)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_serve(cfg: DictConfig) -> None:
+    """Resolve the run, then serve until stopped (Ctrl-C)."""
+    import uvicorn
+
+    set_threads(cfg.num_threads)
+    run_dir = resolve_run(cfg.run, cfg.paths.runs_dir)
+    open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
+    settings = serve_settings(cfg, run_dir.name)
+    factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+                                timeline_params=TimelineParams(**cfg.timeline_params),
+                                max_duration_s=float(cfg.max_duration_s))
+    if not is_loopback(str(cfg.host)):
+        log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",
+                    cfg.host)
+    log.info("serving %s on http://%s:%s/", run_dir, cfg.host, cfg.port)
+    uvicorn.run(create_app(factory, settings), host=str(cfg.host), port=int(cfg.port), log_config=None,
+                log_level=str(cfg.log_level), ws_max_size=settings.max_frame_bytes + 1024,
+                timeout_graceful_shutdown=5)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    run_serve(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,9 +11,11 @@ A stateful callable in the style of Silero's ``VADIterator``::
 
 Silero's ``VADIterator`` marks each 32 ms block as speech or not; a ring of the last
 ``window_s`` of blocks is kept; every ``hop_s`` the speech blocks in the ring are
-embedded and scored. Hysteresis keeps the label from flickering: a new speaker label
-must win ``change_hops`` decisions in a row, and the label turns ``unknown`` only after
-``silence_unknown_s`` without enough speech.
+embedded and scored (only those since the last pause of ``pause_split_s`` once there
+are ``min_speech_s`` of them, so a new turn is not diluted by the previous speaker).
+Hysteresis keeps the label from flickering: a new speaker label must win
+``change_hops`` decisions in a row unless it is very sure (``sure_change_p``), and the
+label turns ``unknown`` only after ``silence_unknown_s`` without enough speech.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class StreamParams:
     min_speech_s: float = 0.4  # less speech in the window: no decision this hop
     vad_threshold: float = 0.5
     vad_min_silence_ms: int = 100
-    change_hops: int = 2  # decisions in a row a new speaker label needs
+    change_hops: int = 3  # decisions in a row a new speaker label needs ...
+    sure_change_p: float = 0.99  # ... unless its calibrated probability is at least this (> 1: never)
     silence_unknown_s: float = 1.0  # silence after which the label becomes unknown
+    pause_split_s: float | None = 0.25  # after a pause this long, score only the speech since (0/None: off)
 
 
 @dataclass
@@ -73,7 +77,7 @@ class StreamingGender:
         self.vad = VADIterator(vad_model if vad_model is not None else load_silero_model(),
                                threshold=params.vad_threshold, sampling_rate=SAMPLE_RATE_HZ,
                                min_silence_duration_ms=params.vad_min_silence_ms)
-        self.ring: deque[tuple[np.ndarray, bool]] = deque(maxlen=max(1, round(params.window_s * SAMPLE_RATE_HZ
+        self.ring: deque[tuple[np.ndarray, bool, int]] = deque(maxlen=max(1, round(params.window_s * SAMPLE_RATE_HZ
                                                                                  / WINDOW_SAMPLES)))
         self.reset()
 
@@ -82,6 +86,8 @@ class StreamingGender:
         self.vad.reset_states()
         self.ring.clear()
         self._pending = np.zeros(0, np.float32)
+        self._segment = 0  # counts speech stretches separated by pauses of pause_split_s
+        self._quiet_s = 0.0
         self._samples = 0
         self._since_hop = 0
         self._silence_s = 0.0
@@ -109,7 +115,7 @@ class StreamingGender:
             block = buf[b * WINDOW_SAMPLES:(b + 1) * WINDOW_SAMPLES]
             with torch.inference_mode():
                 self.vad(torch.from_numpy(block))
-            self.ring.append((block, bool(self.vad.triggered)))
+            self.ring.append((block, bool(self.vad.triggered), self._track_segments(bool(self.vad.triggered))))
             self._samples += WINDOW_SAMPLES
             self._since_hop += WINDOW_SAMPLES
             if self._since_hop >= hop:
@@ -117,11 +123,31 @@ class StreamingGender:
                 events.append(self._decide())
         return events
 
+    def _track_segments(self, is_speech: bool) -> int:
+        """The id of the speech stretch this block belongs to (a long enough pause starts a new one)."""
+        block_s = WINDOW_SAMPLES / SAMPLE_RATE_HZ
+        if not is_speech:
+            self._quiet_s += block_s
+        else:
+            if self.params.pause_split_s and self._quiet_s >= self.params.pause_split_s:
+                self._segment += 1
+            self._quiet_s = 0.0
+        return self._segment
+
+    def _ring_speech(self) -> list[np.ndarray]:
+        """Speech blocks to score: those since the last pause if there are enough, else all in the ring."""
+        speech = [(blk, seg) for blk, is_speech, seg in self.ring if is_speech]
+        if speech and self.params.pause_split_s:
+            recent = [blk for blk, seg in speech if seg == speech[-1][1]]
+            if len(recent) * WINDOW_SAMPLES >= self.params.min_speech_s * SAMPLE_RATE_HZ:
+                return recent
+        return [blk for blk, _ in speech]
+
     def _decide(self) -> StreamEvent:
         """Score the speech in the ring and update the label with hysteresis."""
         p = self.params
         t_s = self._samples / SAMPLE_RATE_HZ
-        speech = [blk for blk, is_speech in self.ring if is_speech]
+        speech = self._ring_speech()
         speech_s = len(speech) * WINDOW_SAMPLES / SAMPLE_RATE_HZ
         previous = self.label
         if speech_s < p.min_speech_s:
@@ -138,6 +164,7 @@ class StreamingGender:
         else:
             self._streak = self._streak + 1 if new == self._candidate else 1
             self._candidate = new
-            if self.label == UNKNOWN or self._streak >= p.change_hops:
+            sure = max(p_male, 1.0 - p_male) >= p.sure_change_p
+            if self.label == UNKNOWN or sure or self._streak >= p.change_hops:
                 self.label, self._candidate, self._streak = new, None, 0
         return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous)

@@ -60,11 +60,22 @@ def embedding_options(cfg: DictConfig) -> dict:
             "min_clip_s": cfg.min_clip_s, "min_speech_s": cfg.min_speech_s}
 
 
-def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[torch.nn.Module, str, dict]:
-    """The classifier module for ``in_dim`` inputs, with its class path and kwargs (for the checkpoint)."""
-    kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "_target_"}
-    kwargs["in_dim"] = in_dim
-    return instantiate(model_cfg, in_dim=in_dim), model_cfg._target_, kwargs
+MODEL_META_KEYS = ("name",)  # model-config keys that describe the config rather than the model
+
+
+def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[object, str, dict]:
+    """The classifier for ``in_dim`` inputs, with its class path and kwargs (for the checkpoint).
+
+    A torch ``nn.Module`` gets ``in_dim``; a scikit-learn-style estimator (``model=logreg``,
+    ``pitch``, ...) is built from its own arguments only.
+    """
+    from hydra.utils import get_class
+
+    kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+              if k != "_target_" and k not in MODEL_META_KEYS}
+    if issubclass(get_class(model_cfg._target_), torch.nn.Module):
+        kwargs["in_dim"] = in_dim
+    return instantiate({"_target_": model_cfg._target_, **kwargs}), model_cfg._target_, kwargs
 
 
 def trainer_params(trainer_cfg: DictConfig) -> "TrainerParams":

@@ -1,4 +1,4 @@
-"""``python -m src.compare``: one table over the latest finished run of each encoder.
+"""``python -m src.compare``: one table over the latest finished run of each (encoder, model).
 
 Writes ``<paths.analysis_dir>/comparison.md`` and ``comparison.csv``: epochs, best
 validation loss, test accuracy, balanced accuracy, log loss, ECE, early stopping and
@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from src.embeddings.store import stats_path
-from src.training.runs import Run, latest_runs
+from src.training.runs import Run, latest_runs_by_model
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,19 @@ def comparison_row(run: Run) -> dict:
     """The table row of one run."""
     m, t = run.metrics, run.metrics["test"]
     rate = extraction_rate(run)
-    return {"encoder": run.encoder, "model": m.get("model", ""), "data": m.get("data", ""),
+    data = m.get("data", "") + (f" ({m['protocol']})" if m.get("protocol") else "")
+    return {"encoder": run.encoder, "model": m.get("model", ""), "data": data,
             "epochs": m["epochs"], "best_val_loss": round(m["best_val_loss"], 4),
             "test_accuracy": round(t["accuracy"], 4), "test_balanced_accuracy": round(t["balanced_accuracy"], 4),
             "test_log_loss": round(t["log_loss"], 4), "test_ece": round(t["ece"], 4),
-            "early_stopped": f"yes (best epoch {m['best_epoch']})" if m["stopped_early"] else "no",
+            "early_stopped": (f"yes (best epoch {m['best_epoch']})" if m["stopped_early"]
+                              else "no" if m["epochs"] else "n/a"),  # n/a: fitted in one go (scikit-learn)
             "extract_x_realtime": round(rate, 1) if rate else None, "run": run.dir.name}
 
 
 def compare_runs(runs_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
     """Build the table, write it as markdown and CSV, return it."""
-    runs = latest_runs(runs_dir)
+    runs = latest_runs_by_model(runs_dir)
     if not runs:
         raise ValueError(f"no finished run under {runs_dir}: run `python -m src.train` first")
     table = pd.DataFrame([comparison_row(r) for r in runs.values()]).sort_values("test_balanced_accuracy",

@@ -68,6 +68,8 @@ def test_data_config_composes(make_cfg, key, tmp_path):
         assert Path(data["manifest_path"]) == SAMPLE_MANIFEST_PATH
         clips = load_clips(cfg.data)
         assert len(clips) == 63 and all(set(c.groups) == set(data["group_columns"]) for c in clips)
+    elif data.get("features_dir"):  # a feature-only source (no audio, no manifest): trained, not extracted
+        assert data["manifest_path"] is None
     elif key != "manifest":
         manifest = REPO_DIR / data["manifest_path"]
         if not manifest.is_file():

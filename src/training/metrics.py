@@ -26,6 +26,13 @@ def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 1
     return float(ece)
 
 
+def weighted_log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """Log loss with inverse-frequency class weights: the validation loss the torch loop minimises."""
+    counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
+    weights = (len(y) / (len(CLASSES) * np.maximum(counts, 1)))[y]
+    return float(log_loss(y, proba, sample_weight=weights, labels=list(range(len(CLASSES)))))
+
+
 def core_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
     """Accuracy, balanced accuracy, per-class P/R/F1, confusion matrix, ROC-AUC, log loss, ECE.
 

@@ -1,5 +1,9 @@
 """One training run: split, normalise, train, calibrate, measure, save.
 
+The model is a torch ``nn.Module`` (trained by :func:`~src.training.loop.train_classifier`
+with early stopping on val) or a scikit-learn-style estimator (``fit`` on train in one
+go); either way val fits the temperature and test is only measured.
+
 Writes into ``run_dir``: TensorBoard events, ``best.pt`` (a
 :class:`~src.models.checkpoint.TrainedClassifier`), ``predictions.csv`` and, last,
 ``metrics.json``. A run folder without ``metrics.json`` is not a finished run.
@@ -19,11 +23,11 @@ from torch import nn
 
 from src.analysis.plots import confusion_figure
 from src.labels import CLASSES, SPLITS
-from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier, estimator_logits, softmax
 from src.training.calibration import fit_temperature
 from src.training.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
-from src.training.metrics import core_metrics, full_metrics
+from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
 from src.training.splits import assign_splits, split_counts
 
 log = logging.getLogger(__name__)
@@ -77,13 +81,26 @@ def input_normalisation(x: np.ndarray, floor_share: float = 0.1) -> tuple[np.nda
     return x.mean(0), np.maximum(std, floor_share * float(np.median(std)) + 1e-8).astype(np.float32)
 
 
-def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tuple[nn.Module, str, dict]],
+def fit_estimator(estimator: Any, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                  y_val: np.ndarray) -> History:
+    """Fit a scikit-learn-style estimator on train; the history holds its (class-weighted) val log loss.
+
+    There are no epochs: ``epochs`` and ``best_epoch`` stay 0.
+    """
+    estimator.fit(x_train, y_train)
+    hist = History()
+    hist.best_val_loss = weighted_log_loss(y_val, softmax(estimator_logits(estimator, x_val)))
+    return hist
+
+
+def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tuple[Any, str, dict]],
               params: TrainerParams, seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
               threshold: float = 0.5, encoder_meta: dict | None = None, info: dict | None = None) -> dict:
     """Train, calibrate and evaluate one classifier; returns the metrics written to ``metrics.json``.
 
     Args:
-        make_model: ``in_dim -> (module, import path of its class, its kwargs)``.
+        make_model: ``in_dim -> (model, import path of its class, its kwargs)``; the model is an
+            ``nn.Module`` or an estimator with ``fit`` and ``predict_proba``/``decision_function``.
         encoder_meta: the embeddings' sidecar (encoder name, weights, config hash), kept in the checkpoint.
         info: anything else to record in ``metrics.json`` (data source, throughput, ...).
     """
@@ -96,18 +113,24 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
     for s in SPLITS:
         log.info("%-5s %s", s, ", ".join(f"{c}: {v['clips']} clips / {v['speakers']} speakers"
                                         for c, v in counts[s].items()))
-    tr = splits == "train"
-    mean, std = input_normalisation(data.x[tr])
-    z = ((data.x - mean) / std).astype(np.float32)
+    tr, va = splits == "train", splits == "val"
     seed_everything(seed)  # before the model exists, so its initial weights are seeded too
     model, target, kwargs = make_model(data.dim)
+    if getattr(model, "raw_inputs", False):  # e.g. the pitch threshold, in Hz
+        mean, std = np.zeros(data.dim, np.float32), np.ones(data.dim, np.float32)
+    else:
+        mean, std = input_normalisation(data.x[tr])
+    z = ((data.x - mean) / std).astype(np.float32)
     writer = SummaryWriter(log_dir=str(run_dir))
-    hist: History = train_classifier(model, z[tr], data.y[tr], z[splits == "val"], data.y[splits == "val"],
-                                     params, seed=seed, writer=writer)
-    clf = TrainedClassifier(model=model.eval(), model_target=target, model_kwargs=kwargs, mean=mean, std=std,
+    if isinstance(model, nn.Module):
+        hist: History = train_classifier(model, z[tr], data.y[tr], z[va], data.y[va], params, seed=seed,
+                                         writer=writer)
+        model = model.eval()
+    else:
+        hist = fit_estimator(model, z[tr], data.y[tr], z[va], data.y[va])
+    clf = TrainedClassifier(model=model, model_target=target, model_kwargs=kwargs, mean=mean, std=std,
                             classes=CLASSES, threshold=threshold, encoder=encoder_meta or {})
     logits = clf.logits(data.x)
-    va = splits == "val"
     clf.temperature = fit_temperature(logits[va], data.y[va])
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
     metrics: dict[str, Any] = {
@@ -116,11 +139,13 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
         "epochs": hist.epochs, "best_epoch": hist.best_epoch, "best_val_loss": hist.best_val_loss,
         "stopped_early": hist.stopped_early, "temperature": clf.temperature, "threshold": threshold,
         "train": core_metrics(data.y[tr], p_cal[tr], threshold)}
+    if getattr(model, "threshold_hz", None) is not None:
+        metrics["threshold_hz"] = model.threshold_hz
     for s in ("val", "test"):
         m = splits == s
         metrics[s] = full_metrics(data.y[m], p_raw[m], p_cal[m], threshold, data.speech_s[m],
                                   {g: v[m] for g, v in data.groups.items()})
-    _log_to_tensorboard(writer, data, splits, p_cal[:, 1], metrics, hist.epochs)
+    _log_to_tensorboard(writer, data, splits, p_cal[:, 1], metrics, max(hist.epochs, 1))
     writer.close()
     clf.save(run_dir / CHECKPOINT_NAME, extra={"history": hist.__dict__})
     write_predictions(run_dir / PREDICTIONS_NAME, data, splits, p_raw[:, 1], p_cal[:, 1], threshold)

@@ -29,6 +29,11 @@ class Run:
     def encoder(self) -> str:
         return str(self.config.encoder.name)
 
+    @property
+    def model(self) -> str:
+        """The ``model=`` key it was trained with (older runs: the class name, or empty)."""
+        return str(self.metrics.get("model", ""))
+
     def classifier(self) -> TrainedClassifier:
         return TrainedClassifier.load(self.dir / CHECKPOINT_NAME)
 
@@ -56,6 +61,20 @@ def latest_runs(runs_dir: str | Path) -> dict[str, Run]:
         except RunError:
             continue
         latest[run.encoder] = run  # sorted by name, so later timestamps win
+    return latest
+
+
+def latest_runs_by_model(runs_dir: str | Path) -> dict[tuple[str, str], Run]:
+    """The newest finished run of each (encoder, model) pair under ``runs_dir``."""
+    latest: dict[tuple[str, str], Run] = {}
+    for d in sorted(Path(runs_dir).glob("*-????-??-??_??-??-??")):
+        try:
+            run = open_run(d)
+        except RunError:
+            continue
+        key = (run.encoder, run.model)
+        if key not in latest or d.name[len(run.encoder) + 1:] >= latest[key].dir.name[len(run.encoder) + 1:]:
+            latest[key] = run
     return latest
 
 

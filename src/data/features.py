@@ -1,0 +1,112 @@
+"""Feature-only sources: precomputed vectors (no audio) turned into the embeddings store.
+
+``commonvoice_mel128`` (``../shared/data/commonvoice-mel128``): ``features.npy`` (N, 128)
+mean mel power spectra and ``labels.csv`` (``row,clip,subset,gender``) become
+``<embeddings_dir>/mel128-embeddings.jsonl`` + ``.meta.json``, the same records
+``src.extract`` writes, so training, evaluation and analysis need nothing special.
+
+* There are no speaker ids: every clip is its own speaker, so a speaker-disjoint split
+  is impossible (a warning says so; the random protocol's accuracy is optimistic).
+* The ``split`` column carries the protocol: ``random`` is the published seeded
+  81/9/10 clip split; ``official`` trains on ``cv-*-train``, validates on ``cv-*-dev``
+  and tests on ``cv-*-test``.
+* Like data preparation in SpeechBrain recipes, it skips itself when the store exists and
+  was made with the same options (protocol, seed, rows); other options rewrite it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from src.embeddings.store import config_hash, embeddings_path, meta_path, remove_outputs
+from src.encoders.mel128 import mel128_identity
+from src.labels import normalise_gender
+
+log = logging.getLogger(__name__)
+
+MEL128_ENCODER = "mel128"
+PROTOCOLS = ("random", "official")
+RANDOM_FRACS = {"test": 0.10, "val": 0.09}  # of all clips: 81/9/10, as published
+
+
+def random_protocol(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation cut into test (10 %), val (9 %) and train (81 %)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = round(RANDOM_FRACS["test"] * n), round(RANDOM_FRACS["val"] * n)
+    out = np.full(n, "train", dtype=object)
+    out[order[:n_test]] = "test"
+    out[order[n_test:n_test + n_val]] = "val"
+    return out.astype(str)
+
+
+def official_protocol(subsets: np.ndarray) -> np.ndarray:
+    """``cv-*-train`` -> train, ``cv-*-dev`` -> val, ``cv-*-test`` -> test."""
+    mapping = {"train": "train", "dev": "val", "test": "test"}
+    out = []
+    for s in subsets:
+        tail = str(s).rsplit("-", 1)[-1]
+        if tail not in mapping:
+            raise ValueError(f"subset {s!r} is not cv-*-train, cv-*-dev or cv-*-test")
+        out.append(mapping[tail])
+    return np.array(out)
+
+
+def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | Path, protocol: str = "random",
+                               split_seed: int = 0, max_rows: int | None = None) -> Path:
+    """Write (or keep) the mel128 store of ``features_dir``; returns the JSONL path.
+
+    Args:
+        protocol: ``random`` or ``official`` (see the module docstring).
+        split_seed: the random protocol's seed.
+        max_rows: use only this many rows, a seeded random subset (quick runs, tests).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"data.protocol={protocol!r}: use one of {PROTOCOLS}")
+    features_dir = Path(features_dir)
+    options = {"source": "commonvoice_mel128", "format": 3, "features_dir": str(features_dir.resolve()), "protocol": protocol,
+               "split_seed": int(split_seed) if protocol == "random" else None, "max_rows": max_rows}
+    path = embeddings_path(embeddings_dir, MEL128_ENCODER)
+    side = meta_path(path)
+    # the recipe of src.encoders.mel128 (its identity), so runs trained here serve audio through GenderPipeline
+    meta = {"encoder": MEL128_ENCODER, "dim": 128, "weights": mel128_identity(),
+            "config_hash": config_hash(options), "options": options, "data": "commonvoice_mel128"}
+    if path.exists() and side.exists() and json.loads(side.read_text()).get("config_hash") == meta["config_hash"]:
+        log.info("%s is up to date (protocol %s)", path, protocol)
+        return path
+    log.warning("commonvoice_mel128 has no speaker ids: every clip is its own speaker, so the splits cannot "
+                "be speaker-disjoint and one speaker's clips may sit on both sides (accuracy is optimistic)")
+    x = np.load(features_dir / "features.npy", mmap_mode="r")
+    with open(features_dir / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if max_rows and max_rows < len(rows):  # labels.csv is sorted by gender: a seeded random subset, in file order
+        keep = np.sort(np.random.default_rng(split_seed).permutation(len(rows))[:int(max_rows)])
+        rows = [rows[i] for i in keep]
+    subsets = np.array([r["subset"] for r in rows])
+    splits = random_protocol(len(rows), split_seed) if protocol == "random" else official_protocol(subsets)
+    remove_outputs(embeddings_dir, MEL128_ENCODER)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for r, split in zip(rows, splits):
+            gender = normalise_gender(r["gender"])
+            vec = np.asarray(x[int(r["row"])], np.float64)
+            ok = gender is not None and bool(np.isfinite(vec).all())
+            rec = {"id": r["clip"], "path": r["clip"], "speaker": r["clip"], "gender": gender or r["gender"],
+                   "encoder": MEL128_ENCODER, "dim": 128, "split": split, "groups": {"subset": r["subset"]},
+                   "duration_s": 0.0, "speech_s": 0.0, "status": "ok" if ok else "error",
+                   "embedding": [float(f"{v:.6g}") for v in vec] if ok else None}
+            if not ok:
+                rec["reason"] = "bad_label" if gender is None else "non_finite_features"
+            out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+    side_tmp = side.with_suffix(".tmp")
+    side_tmp.write_text(json.dumps(meta, indent=2))
+    side_tmp.replace(side)  # the sidecar last: a store without it is rewritten next time
+    counts = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
+    log.info("wrote %s: %d clips, protocol %s, %s", path, len(rows), protocol, counts)
+    return path

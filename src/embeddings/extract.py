@@ -177,6 +177,13 @@ def embed_prepared(prepared: list[_Prepared], encoder: Encoder, batch_size: int)
     return records
 
 
+def chunk_plan(clips: list[Clip], chunk_clips: int, first: int) -> list[list[Clip]]:
+    """Chunks of ``chunk_clips``, but a small first one (``first`` clips) so the encoder
+    starts while the background thread prepares the rest."""
+    head, rest = clips[:min(first, chunk_clips)], clips[min(first, chunk_clips):]
+    return ([head] if head else []) + [rest[i:i + chunk_clips] for i in range(0, len(rest), chunk_clips)]
+
+
 def extract(clips: list[Clip], segmenter: SileroSegmenter, encoder: Encoder, writer: JsonlWriter,
             opts: ExtractOptions = ExtractOptions()) -> Summary:
     """Embed every clip not yet in ``writer``'s file; returns what was done."""
@@ -187,7 +194,7 @@ def extract(clips: list[Clip], segmenter: SileroSegmenter, encoder: Encoder, wri
     summary.skipped = len(clips) - len(todo)
     if summary.skipped:
         log.info("resuming: %d of %d clips already written", summary.skipped, len(clips))
-    chunks = [todo[i:i + opts.chunk_clips] for i in range(0, len(todo), opts.chunk_clips)]
+    chunks = chunk_plan(todo, opts.chunk_clips, first=opts.encoder_batch_size)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="clip", disable=not opts.progress, desc=f"extract {encoder.name}")
     for prepared in _prefetch(chunks, segmenter, opts):

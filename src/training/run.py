@@ -28,12 +28,10 @@ from src.training.calibration import fit_temperature
 from src.training.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
 from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
+from src.training.runs import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
 from src.training.splits import assign_splits, split_counts
 
 log = logging.getLogger(__name__)
-
-METRICS_NAME = "metrics.json"
-PREDICTIONS_NAME = "predictions.csv"
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

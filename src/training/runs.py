@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
-from src.training.run import METRICS_NAME, PREDICTIONS_NAME
+
+METRICS_NAME = "metrics.json"  # written last: a run folder without it is not finished
+PREDICTIONS_NAME = "predictions.csv"
 
 
 class RunError(ValueError):
@@ -37,7 +38,9 @@ class Run:
     def classifier(self) -> TrainedClassifier:
         return TrainedClassifier.load(self.dir / CHECKPOINT_NAME)
 
-    def predictions(self) -> pd.DataFrame:
+    def predictions(self) -> "pd.DataFrame":  # noqa: F821 (pandas is imported here only, on use)
+        import pandas as pd
+
         return pd.read_csv(self.dir / PREDICTIONS_NAME, keep_default_na=False)
 
 
@@ -52,30 +55,25 @@ def open_run(run_dir: str | Path) -> Run:
     return Run(run_dir, OmegaConf.load(run_dir / "config.yaml"), json.loads((run_dir / METRICS_NAME).read_text()))
 
 
-def latest_runs(runs_dir: str | Path) -> dict[str, Run]:
-    """The newest finished run of each encoder under ``runs_dir`` (by folder name's timestamp)."""
-    latest: dict[str, Run] = {}
-    for d in sorted(Path(runs_dir).glob("*-????-??-??_??-??-??")):
+def _finished_runs(runs_dir: str | Path) -> list[Run]:
+    """Every finished run under ``runs_dir`` named ``<encoder>-<YYYY-MM-DD_HH-MM-SS>``, oldest first."""
+    runs = []
+    for d in Path(runs_dir).glob("*-????-??-??_??-??-??"):
         try:
-            run = open_run(d)
+            runs.append(open_run(d))
         except RunError:
             continue
-        latest[run.encoder] = run  # sorted by name, so later timestamps win
-    return latest
+    return sorted(runs, key=lambda r: r.dir.name[len(r.encoder) + 1:])
+
+
+def latest_runs(runs_dir: str | Path) -> dict[str, Run]:
+    """The newest finished run of each encoder under ``runs_dir``."""
+    return {r.encoder: r for r in _finished_runs(runs_dir)}
 
 
 def latest_runs_by_model(runs_dir: str | Path) -> dict[tuple[str, str], Run]:
     """The newest finished run of each (encoder, model) pair under ``runs_dir``."""
-    latest: dict[tuple[str, str], Run] = {}
-    for d in sorted(Path(runs_dir).glob("*-????-??-??_??-??-??")):
-        try:
-            run = open_run(d)
-        except RunError:
-            continue
-        key = (run.encoder, run.model)
-        if key not in latest or d.name[len(run.encoder) + 1:] >= latest[key].dir.name[len(run.encoder) + 1:]:
-            latest[key] = run
-    return latest
+    return {(r.encoder, r.model): r for r in _finished_runs(runs_dir)}
 
 
 def resolve_run(run: str | Path, runs_dir: str | Path) -> Path:

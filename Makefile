@@ -26,9 +26,10 @@ test: setup  ## the whole test suite
 test-fast: setup  ## without the slow tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: setup  ## benchmarks on ../shared/data (prints ratios)
+bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/serve.py
 
 clean-outputs:  ## delete generated runs, embeddings, analysis and logs
 	rm -rf runs/*-* models-embeddings/*/ post-analysis/*/ logs

@@ -42,7 +42,9 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
     written["duration"] = run.dir / "accuracy_by_duration.png"
     save(duration_figure({s: run.metrics[s]["accuracy_by_duration"] for s in ("val", "test")},
                          f"{run.encoder}: accuracy by speech duration"), written["duration"])
-    if umap:
+    if umap and not run.metrics.get("embeddings_dir"):  # an end-to-end run (encoder=melcnn): no embeddings
+        log.info("%s has no embeddings store: no UMAP", run.dir)
+    elif umap:
         emb_dir = Path(run.metrics["embeddings_dir"])
         data = load_embedding_set(emb_dir, run.encoder)
         wrong_ids = set(preds.loc[preds["correct"].astype(int) == 0, "id"])

@@ -97,8 +97,11 @@ class GenderPipeline:
         run_dir = Path(run_dir)
         if not (run_dir / CHECKPOINT_NAME).exists():
             raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: is it a finished training run?")
-        classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
         cfg = OmegaConf.load(run_dir / "config.yaml")
+        if cfg.encoder.get("end_to_end"):
+            raise ValueError(f"{run_dir} is an end-to-end encoder={cfg.encoder.name} run: its best.pt is a whole "
+                             f"network, not a classifier on embeddings, and GenderPipeline cannot load it yet")
+        classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
         enc_cfg = cfg.encoder
         enc_cfg.model.device = device
         encoder = build_encoder(enc_cfg)

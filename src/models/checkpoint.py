@@ -77,6 +77,9 @@ class TrainedClassifier:
     def load(cls, path: str | Path) -> TrainedClassifier:
         """Rebuild from :meth:`save`'s file."""
         blob = torch.load(path, map_location="cpu", weights_only=False)
+        if blob.get("kind") == "end_to_end":
+            raise ValueError(f"{path} holds an end-to-end network (encoder=melcnn), not a classifier on "
+                             f"embeddings: it cannot be loaded as a TrainedClassifier")
         if "estimator" in blob:
             model = blob["estimator"]
         else:

@@ -21,7 +21,6 @@ the age head is on. ``best.pt`` holds the whole network and is not a
 
 from __future__ import annotations
 
-import copy
 import csv
 import logging
 from collections import Counter
@@ -40,11 +39,11 @@ from src.labels import CLASSES, SPLITS, class_index
 from src.models.checkpoint import CHECKPOINT_NAME, softmax
 from src.training.calibration import fit_temperature
 from src.training.dataset import DatasetError, EmbeddingSet
-from src.training.loop import History, TrainerParams, _batches, class_weights, seed_everything
+from src.training.loop import EarlyStopping, History, TrainerParams, _batches, class_weights, seed_everything
 from src.training.metrics import core_metrics, full_metrics
 from src.training.run import _log_to_tensorboard, write_json_atomic, write_predictions
 from src.training.runs import METRICS_NAME, PREDICTIONS_NAME
-from src.training.splits import assign_splits, split_counts
+from src.training.splits import make_splits
 from src.vad.silero import SileroSegmenter
 
 log = logging.getLogger(__name__)
@@ -280,7 +279,8 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
     crop_n = int(round(e2e.crop_s * SAMPLE_RATE_HZ))
     min_samples = getattr(model, "min_samples", 0)
     opt = _make_optimizer(model, params)
-    hist, best_state, waited = History(), copy.deepcopy(model.state_dict()), 0
+    hist = History()
+    stopper = EarlyStopping(model, hist, params.patience, params.min_delta)
     for epoch in range(1, params.max_epochs + 1):
         model.train()
         sums = Counter()
@@ -321,17 +321,9 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
                 writer.add_scalar(name, v, epoch)
         log.info("epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f%s", epoch, tl, ta, vl, va,
                  f", val age acc {scalars['age_accuracy/val']:.3f}" if "age_accuracy/val" in scalars else "")
-        if vl < hist.best_val_loss - params.min_delta:
-            hist.best_val_loss, hist.best_epoch, waited = vl, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= params.patience:
-                hist.stopped_early = True
-                log.info("early stop at epoch %d (best val loss %.4f at epoch %d)", epoch, hist.best_val_loss,
-                         hist.best_epoch)
-                break
-    model.load_state_dict(best_state)
+        if stopper.update(vl, epoch):
+            break
+    stopper.restore_best()
     return hist
 
 
@@ -396,11 +388,7 @@ def end_to_end_run(clips: list[Clip], segmenter: SileroSegmenter, run_dir: str |
     if not ss.clips:
         raise DatasetError(f"{source}: no usable clip among {len(clips)} ({ss.skipped})")
     data = _speech_set_arrays(ss)
-    splits = assign_splits(data, val_frac, test_frac, seed)
-    counts = split_counts(data, splits)
-    for s in SPLITS:
-        log.info("%-5s %s", s, ", ".join(f"{c}: {v['clips']} clips / {v['speakers']} speakers"
-                                        for c, v in counts[s].items()))
+    splits, counts = make_splits(data, val_frac, test_frac, seed)
     tr, va = splits == "train", splits == "val"
     ages = age_labels(*_clip_age_arrays(ss.clips), e2e.age_bands) if e2e.age_loss_weight > 0 else None
     if ages is not None and not (ages.known & tr).any():

@@ -45,6 +45,34 @@ class History:
         return len(self.train_loss)
 
 
+class EarlyStopping:
+    """Keeps the weights of the best validation loss; says when ``patience`` epochs passed without
+    an improvement of at least ``min_delta``. Records the outcome in ``history``."""
+
+    def __init__(self, model: nn.Module, history: History, patience: int, min_delta: float):
+        self.model, self.history, self.patience, self.min_delta = model, history, patience, min_delta
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.waited = 0
+
+    def update(self, val_loss: float, epoch: int) -> bool:
+        """Note this epoch's validation loss; True when training should stop."""
+        h = self.history
+        if val_loss < h.best_val_loss - self.min_delta:
+            h.best_val_loss, h.best_epoch, self.waited = val_loss, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            return False
+        self.waited += 1
+        if self.waited >= self.patience:
+            h.stopped_early = True
+            log.info("early stop at epoch %d (best val loss %.4f at epoch %d)", epoch, h.best_val_loss, h.best_epoch)
+            return True
+        return False
+
+    def restore_best(self) -> None:
+        """Put the best weights back into the model."""
+        self.model.load_state_dict(self.best_state)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
     random.seed(seed)
@@ -102,7 +130,8 @@ def train_classifier(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
     opt = _make_optimizer(model, params)
-    hist, best_state, waited = History(), copy.deepcopy(model.state_dict()), 0
+    hist = History()
+    stopper = EarlyStopping(model, hist, params.patience, params.min_delta)
     for epoch in range(1, params.max_epochs + 1):
         model.train()
         for idx in _batches(len(yt), params.batch_size, gen, sample_w):
@@ -117,15 +146,7 @@ def train_classifier(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
             for name, v in (("loss/train", tl), ("loss/val", vl), ("accuracy/train", ta), ("accuracy/val", va)):
                 writer.add_scalar(name, v, epoch)
             writer.add_scalar("lr", opt.param_groups[0]["lr"], epoch)
-        if vl < hist.best_val_loss - params.min_delta:
-            hist.best_val_loss, hist.best_epoch, waited = vl, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= params.patience:
-                hist.stopped_early = True
-                log.info("early stop at epoch %d (best val loss %.4f at epoch %d)", epoch, hist.best_val_loss,
-                         hist.best_epoch)
-                break
-    model.load_state_dict(best_state)
+        if stopper.update(vl, epoch):
+            break
+    stopper.restore_best()
     return hist

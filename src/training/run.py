@@ -22,14 +22,14 @@ import numpy as np
 from torch import nn
 
 from src.analysis.plots import confusion_figure
-from src.labels import CLASSES, SPLITS
+from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier, estimator_logits, softmax
 from src.training.calibration import fit_temperature
 from src.training.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
 from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
 from src.training.runs import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
-from src.training.splits import assign_splits, split_counts
+from src.training.splits import make_splits
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,7 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    splits = assign_splits(data, val_frac, test_frac, seed)
-    counts = split_counts(data, splits)
-    for s in SPLITS:
-        log.info("%-5s %s", s, ", ".join(f"{c}: {v['clips']} clips / {v['speakers']} speakers"
-                                        for c, v in counts[s].items()))
+    splits, counts = make_splits(data, val_frac, test_frac, seed)
     tr, va = splits == "train", splits == "val"
     seed_everything(seed)  # before the model exists, so its initial weights are seeded too
     model, target, kwargs = make_model(data.dim)

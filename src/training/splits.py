@@ -85,3 +85,14 @@ def split_counts(data: EmbeddingSet, splits: np.ndarray) -> dict[str, dict[str, 
             m = (splits == s) & (data.y == c)
             out[s][name] = {"clips": int(m.sum()), "speakers": len(set(data.speakers[m].tolist()))}
     return out
+
+
+def make_splits(data: EmbeddingSet, val_frac: float, test_frac: float, seed: int
+                ) -> tuple[np.ndarray, dict[str, dict[str, dict[str, int]]]]:
+    """:func:`assign_splits`, plus the clip and speaker counts per split and class (also logged)."""
+    splits = assign_splits(data, val_frac, test_frac, seed)
+    counts = split_counts(data, splits)
+    for s in SPLITS:
+        log.info("%-5s %s", s, ", ".join(f"{c}: {v['clips']} clips / {v['speakers']} speakers"
+                                        for c, v in counts[s].items()))
+    return splits, counts

@@ -58,6 +58,22 @@ def check_pcm_format(rate_hz: int, dtype: str, channels: int) -> None:
         raise SourceError(f"channels must be at least 1, not {channels}")
 
 
+def pcm_to_mono(data: bytes, dtype: str, channels: int = 1) -> np.ndarray:
+    """Whole frames of interleaved PCM bytes -> mono float32 in [-1, 1].
+
+    Raises:
+        SourceError: float32 samples that are not finite or far outside [-1, 1] (usually
+            int16 bytes declared as ``float32``).
+    """
+    np_dtype, scale = PCM_DTYPES[dtype]
+    with np.errstate(all="ignore"):  # int16 bytes read as float32 hold NaN/inf: reported below
+        mono = (np.frombuffer(data, np_dtype).reshape(-1, channels).astype(np.float32) / scale).mean(axis=1)
+    if dtype == "float32" and (not np.isfinite(mono).all() or np.abs(mono).max(initial=0) > 8.0):
+        raise SourceError("float32 samples are not finite or far outside [-1, 1]: is the stream int16? "
+                          "set dtype=int16")
+    return mono
+
+
 def pcm_chunks(stream: BinaryIO, rate_hz: int, dtype: str = "int16", channels: int = 1,
                block_s: float = 0.1) -> Iterator[np.ndarray]:
     """Raw interleaved PCM bytes -> 16 kHz mono float32 chunks (resampled on the fly).
@@ -69,8 +85,7 @@ def pcm_chunks(stream: BinaryIO, rate_hz: int, dtype: str = "int16", channels: i
             detected: they play as loud noise.
     """
     check_pcm_format(rate_hz, dtype, channels)
-    np_dtype, scale = PCM_DTYPES[dtype]
-    frame_bytes = np.dtype(np_dtype).itemsize * channels
+    frame_bytes = np.dtype(PCM_DTYPES[dtype][0]).itemsize * channels
     block_bytes = max(1, int(block_s * rate_hz)) * frame_bytes
     resampler = soxr.ResampleStream(rate_hz, SAMPLE_RATE_HZ, 1, dtype="float32") if rate_hz != SAMPLE_RATE_HZ else None
     pending, first = b"", True
@@ -84,13 +99,8 @@ def pcm_chunks(stream: BinaryIO, rate_hz: int, dtype: str = "int16", channels: i
             break
         pending += data
         usable = len(pending) - len(pending) % frame_bytes
-        with np.errstate(all="ignore"):  # int16 bytes read as float32 hold NaN/inf: reported below
-            frames = np.frombuffer(pending[:usable], np_dtype).reshape(-1, channels).astype(np.float32) / scale
-            mono = frames.mean(axis=1)
+        mono = pcm_to_mono(pending[:usable], dtype, channels)
         pending = pending[usable:]
-        if dtype == "float32" and (not np.isfinite(mono).all() or np.abs(mono).max(initial=0) > 8.0):
-            raise SourceError("float32 samples are not finite or far outside [-1, 1]: is the stream int16? "
-                              "set dtype=int16")
         yield resampler.resample_chunk(mono) if resampler else mono
     if pending:
         log.warning("the stream ended in the middle of a sample frame (%d stray bytes ignored)", len(pending))

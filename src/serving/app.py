@@ -53,7 +53,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.inference.pipeline import GenderPipeline, GenderResult
-from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format
+from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
 from src.labels import CLASSES
 
@@ -285,8 +285,7 @@ class StreamSession:
                  max_stream_s: float, max_frame_bytes: int):
         self.streamer = StreamingGender(pipeline, params)  # type: ignore[arg-type]  # loads a VAD of its own
         self.rate_hz, self.dtype = rate_hz, dtype
-        self.np_dtype, self.scale = PCM_DTYPES[dtype]
-        self.itemsize = np.dtype(self.np_dtype).itemsize
+        self.itemsize = np.dtype(PCM_DTYPES[dtype][0]).itemsize
         self.resampler = (soxr.ResampleStream(rate_hz, SAMPLE_RATE_HZ, 1, dtype="float32")
                           if rate_hz != SAMPLE_RATE_HZ else None)
         self.max_samples = int(max_stream_s * rate_hz)
@@ -302,11 +301,10 @@ class StreamSession:
         if len(data) % self.itemsize:
             raise StreamError("bad_frame", f"a frame of {len(data)} bytes is not a whole number of {self.dtype} "
                                            f"samples ({self.itemsize} bytes each)")
-        with np.errstate(all="ignore"):
-            x = np.frombuffer(data, self.np_dtype).astype(np.float32) / self.scale
-        if self.dtype == "float32" and (not np.isfinite(x).all() or np.abs(x).max(initial=0.0) > 8.0):
-            raise StreamError("bad_samples", "float32 samples are not finite or far outside [-1, 1]: "
-                                             "is the stream int16? connect with dtype=int16")
+        try:
+            x = pcm_to_mono(data, self.dtype)
+        except SourceError as e:
+            raise StreamError("bad_samples", f"{e} (connect with dtype=int16)") from None
         self.samples += len(x)
         if self.samples > self.max_samples:
             raise StreamError("too_long", f"the stream is over the limit of {self.max_samples / self.rate_hz:.0f} s "

@@ -103,6 +103,10 @@ class GenderPipeline:
                              f"network, not a classifier on embeddings, and GenderPipeline cannot load it yet")
         classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
         enc_cfg = cfg.encoder
+        made_with = classifier.encoder.get("options", {}).get("model") or {}
+        if "_target_" in made_with:  # the settings the embeddings were extracted with, not the train command's
+            enc_cfg.model = OmegaConf.create(made_with)
+            enc_cfg.dim = classifier.encoder.get("dim", enc_cfg.dim)
         enc_cfg.model.device = device
         encoder = build_encoder(enc_cfg)
         if classifier.encoder.get("weights") and classifier.encoder["weights"] != encoder.identity:

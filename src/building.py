@@ -34,8 +34,21 @@ def set_threads(num_threads: int | None) -> None:
 
 
 def build_encoder(encoder_cfg: DictConfig) -> Encoder:
-    """Instantiate ``encoder.model`` and check it matches the config's name and dim."""
-    enc = instantiate(encoder_cfg.model)
+    """Instantiate ``encoder.model`` and check it matches the config's name and dim.
+
+    Raises:
+        EncoderLoadError: the weights cannot be loaded (raised as is, not wrapped by Hydra).
+    """
+    from hydra.errors import InstantiationException
+
+    from src.encoders.base import EncoderLoadError
+
+    try:
+        enc = instantiate(encoder_cfg.model)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, EncoderLoadError):
+            raise e.__cause__ from None
+        raise
     if enc.name != encoder_cfg.name or enc.dim != encoder_cfg.dim:
         raise ValueError(f"encoder config {encoder_cfg.name}/{encoder_cfg.dim} built "
                          f"{enc.name}/{enc.dim}: fix conf/encoder/{encoder_cfg.name}.yaml")

@@ -1,5 +1,5 @@
 """``python -m src.evaluate run=<run_dir> data=<source>``: apply a trained run to another
-source's embeddings (a cross-corpus test).
+source's embeddings (a cross-corpus test); an end-to-end run (``encoder=melcnn``) to its audio.
 
     python -m src.extract encoder=resemblyzer data=speechocean762      # embeddings first
     python -m src.evaluate run=runs/resemblyzer-2026-11-21_12-00-00 data=speechocean762
@@ -17,32 +17,33 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.embeddings.store import read_meta
-from src.training.dataset import load_embedding_set
+from src.models.checkpoint import TrainedClassifier
+from src.training.dataset import EmbeddingSet, load_embedding_set
 from src.training.metrics import full_metrics
 from src.training.run import METRICS_NAME, PREDICTIONS_NAME, write_json_atomic, write_predictions
-from src.training.runs import open_run, resolve_run
+from src.training.runs import Run, open_run, resolve_run
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str) -> dict:
-    """Score every usable clip of ``embeddings_dir`` with the run's classifier.
+def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
+                 data_cfg: DictConfig | None = None) -> dict:
+    """Score every usable clip of ``embeddings_dir`` with the run's classifier; an end-to-end run
+    (``encoder=melcnn``) scores ``data_cfg``'s audio instead (decoded and cut as in its training).
 
     Returns the metrics (also written to ``<run>/eval-<name>/``).
     """
     run = open_run(run_dir)
-    clf = run.classifier()
-    data = load_embedding_set(embeddings_dir, run.encoder, both_classes=False)  # a one-gender source is fine
-    meta = read_meta(embeddings_dir, run.encoder)
-    trained_on = clf.encoder.get("weights")
-    if trained_on and meta.get("weights") != trained_on:
-        raise ValueError(f"{embeddings_dir} was embedded with {meta.get('weights')!r} but the run was "
-                         f"trained on {trained_on!r}: re-extract with the same encoder weights")
-    if meta.get("config_hash") != clf.encoder.get("config_hash"):
-        log.warning("embedding options differ from the run's (config hash %s vs %s)",
-                    meta.get("config_hash"), clf.encoder.get("config_hash"))
+    if run.config.encoder.get("end_to_end"):
+        if data_cfg is None or not data_cfg.get("manifest_path"):
+            raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")
+        clf, data = _audio_inputs(run, data_cfg)
+        source = str(data_cfg.manifest_path)
+    else:
+        clf, data = _embedding_inputs(run, embeddings_dir)
+        source = str(embeddings_dir)
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
-    metrics = {"run": str(run.dir), "encoder": run.encoder, "data": name, "embeddings_dir": str(embeddings_dir),
+    metrics = {"run": str(run.dir), "encoder": run.encoder, "data": name, "source": source,
                "all": full_metrics(data.y, p_raw, p_cal, clf.threshold, data.speech_s, data.groups)}
     out = run.dir / f"eval-{name}"
     out.mkdir(exist_ok=True)
@@ -56,9 +57,41 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str) -> 
     return metrics
 
 
+def _embedding_inputs(run: Run, embeddings_dir: str | Path) -> tuple[TrainedClassifier, EmbeddingSet]:
+    """The run's classifier and the source's stored embeddings, checked to come from the same encoder."""
+    clf = run.classifier()
+    data = load_embedding_set(embeddings_dir, run.encoder, both_classes=False)  # a one-gender source is fine
+    meta = read_meta(embeddings_dir, run.encoder)
+    trained_on = clf.encoder.get("weights")
+    if trained_on and meta.get("weights") != trained_on:
+        raise ValueError(f"{embeddings_dir} was embedded with {meta.get('weights')!r} but the run was "
+                         f"trained on {trained_on!r}: re-extract with the same encoder weights")
+    if meta.get("config_hash") != clf.encoder.get("config_hash"):
+        log.warning("embedding options differ from the run's (config hash %s vs %s)",
+                    meta.get("config_hash"), clf.encoder.get("config_hash"))
+    return clf, data
+
+
+def _audio_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier, EmbeddingSet]:
+    """An end-to-end run's gender head and the source's clips through its trunk (decoded, VAD-cut
+    and left out by the same rules as in training)."""
+    from src.building import load_clips
+    from src.inference.pipeline import GenderPipeline
+    from src.training.end_to_end import EndToEndParams, decode_speech, speech_set_arrays
+
+    pipe = GenderPipeline.from_run(run.dir)
+    e2e = EndToEndParams(**run.metrics.get("end_to_end", {}))
+    ss = decode_speech(load_clips(data_cfg), pipe.segmenter, e2e.min_clip_s, e2e.min_speech_s, e2e.max_duration_s)
+    if not ss.clips:
+        raise ValueError(f"{data_cfg.manifest_path}: no usable clip ({ss.skipped})")
+    data = speech_set_arrays(ss)
+    data.x = pipe.encoder.embed(ss.speech)
+    return pipe.classifier, data
+
+
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name)
+    evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name, cfg.data)
 
 
 if __name__ == "__main__":

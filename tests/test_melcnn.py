@@ -20,7 +20,7 @@ from src.train import run_train
 from src.training.end_to_end import (AGE_PREDICTIONS_NAME, AgeLabelError, AugmentParams, age_labels, age_metrics,
                                      augment, random_crop)
 from src.training.run import METRICS_NAME, PREDICTIONS_NAME
-from src.training.runs import RunError, resolve_run
+from src.training.runs import resolve_run
 
 from test_train import compose_cfg
 
@@ -86,19 +86,52 @@ def test_age_metrics(sample_run):
     assert unknown and all(r["age"] == "" for r in unknown), "clips without an age group are masked, not guessed"
 
 
-def test_compare_and_analyze_include_melcnn_and_pipeline_refuses_it(sample_run, tmp_path):
-    from src.inference.pipeline import GenderPipeline
-
+def test_compare_latest_and_analyze_include_melcnn(sample_run, tmp_path):
     run_dir, _ = sample_run
     table = compare_runs(run_dir.parent, tmp_path / "out")
     assert "melcnn" in set(table["encoder"]) and "melcnn" in set(table["model"])
-    with pytest.raises(ValueError, match="end-to-end"):
-        GenderPipeline.from_run(run_dir)
     assert resolve_run("latest:melcnn", run_dir.parent) == run_dir
-    with pytest.raises(RunError):  # plain `latest` (predict, serve, ...) skips end-to-end runs
-        resolve_run("latest", run_dir.parent)
+    assert resolve_run("latest", run_dir.parent) == run_dir  # predict, serve, ... can use it
     written = analyze_run(run_dir, tmp_path / "analysis", copy_audio=False)
     assert "umap" not in written and written["reliability"].exists()
+
+
+def test_pipeline_serves_a_melcnn_run_as_trained(sample_run):
+    """The pipeline (VAD in one piece, trunk, calibrated head) gives each test clip the p(male) the
+    training run wrote for it (batched VAD, whole-network forward pass)."""
+    from src.inference.pipeline import GenderPipeline
+
+    run_dir, _ = sample_run
+    pipe = GenderPipeline.from_run(run_dir)
+    with open(run_dir / PREDICTIONS_NAME, newline="") as f:
+        test = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    for r in test[:6]:
+        result = pipe(r["path"])
+        assert result.status == "ok"
+        assert result.p_male == pytest.approx(float(r["p_male"]), abs=0.02), r["path"]
+
+
+def test_evaluate_scores_a_melcnn_run_on_audio(sample_run, tmp_path):
+    """``evaluate`` on an end-to-end run decodes the source's audio; on its own training data it
+    reproduces the run's predictions clip for clip."""
+    from src.evaluate import evaluate_run
+
+    run_dir, _ = sample_run
+    cfg = compose_cfg("train", *TINY)
+    metrics = evaluate_run(run_dir, tmp_path / "no-embeddings", "sample", cfg.data)
+    with open(run_dir / PREDICTIONS_NAME, newline="") as f:
+        trained = {r["id"]: float(r["p_male"]) for r in csv.DictReader(f)}
+    with open(run_dir / "eval-sample" / PREDICTIONS_NAME, newline="") as f:
+        scored = {r["id"]: float(r["p_male"]) for r in csv.DictReader(f)}
+    assert scored.keys() == trained.keys()
+    assert max(abs(scored[k] - trained[k]) for k in scored) < 1e-4
+    assert metrics["all"]["accuracy"] == pytest.approx(
+        np.mean([(trained[k] >= 0.5) == (k_gender == "male") for k, k_gender in _genders(run_dir).items()]))
+
+
+def _genders(run_dir: Path) -> dict[str, str]:
+    with open(run_dir / PREDICTIONS_NAME, newline="") as f:
+        return {r["id"]: r["gender"] for r in csv.DictReader(f)}
 
 
 def test_age_head_without_ages_is_a_clear_error(no_age_manifest, tmp_path):

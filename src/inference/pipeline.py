@@ -92,15 +92,17 @@ class GenderPipeline:
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu", **kwargs) -> GenderPipeline:
         """Build the pipeline a training run describes (its encoder, VAD settings and checkpoint)."""
-        from src.building import build_encoder, build_segmenter
+        from src.building import build_encoder
 
         run_dir = Path(run_dir)
         if not (run_dir / CHECKPOINT_NAME).exists():
             raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: is it a finished training run?")
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        if cfg.encoder.get("end_to_end"):
-            raise ValueError(f"{run_dir} is an end-to-end encoder={cfg.encoder.name} run: its best.pt is a whole "
-                             f"network, not a classifier on embeddings, and GenderPipeline cannot load it yet")
+        if cfg.encoder.get("end_to_end"):  # encoder=melcnn: the network's trunk is the encoder, its head the classifier
+            from src.models.melcnn import load_end_to_end
+
+            encoder, classifier, _ = load_end_to_end(run_dir / CHECKPOINT_NAME)
+            return cls(classifier, encoder, _run_segmenter(classifier), **kwargs)
         classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
         enc_cfg = cfg.encoder
         made_with = classifier.encoder.get("options", {}).get("model") or {}
@@ -112,9 +114,7 @@ class GenderPipeline:
         if classifier.encoder.get("weights") and classifier.encoder["weights"] != encoder.identity:
             raise ValueError(f"the run was trained on {classifier.encoder['weights']!r} embeddings but the "
                              f"encoder loaded is {encoder.identity!r}")
-        vad_cfg = OmegaConf.create(classifier.encoder.get("options", {}).get("vad") or {})
-        vad_cfg.batch_size = 8
-        return cls(classifier, encoder, build_segmenter(vad_cfg), **kwargs)
+        return cls(classifier, encoder, _run_segmenter(classifier), **kwargs)
 
     @staticmethod
     def classes() -> tuple[str, ...]:
@@ -191,6 +191,15 @@ class GenderPipeline:
         duration_s = math.floor(len(wave) / sr * 1000) / 1000  # the last hop may run past the end
         out[-1].end_s = min(out[-1].end_s, duration_s)
         return out
+
+
+def _run_segmenter(classifier: TrainedClassifier) -> SileroSegmenter:
+    """Silero with the VAD settings the run's training data was cut with."""
+    from src.building import build_segmenter
+
+    vad_cfg = OmegaConf.create(classifier.encoder.get("options", {}).get("vad") or {})
+    vad_cfg.batch_size = 8
+    return build_segmenter(vad_cfg)
 
 
 def smooth(p: np.ndarray, n: int) -> np.ndarray:

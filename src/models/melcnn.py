@@ -1,11 +1,17 @@
-"""A small CNN on log-mel spectrograms with a gender head and an optional age-band head."""
+"""A small CNN on log-mel spectrograms with a gender head and an optional age-band head, and
+how a trained one is split for inference: conv trunk as the encoder, gender head as the classifier."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from src.encoders.melcnn import LogMel
+from src.models.checkpoint import TrainedClassifier
 
 MIN_FRAMES = 16  # four 2x2 poolings need at least this many frames (0.16 s at a 10 ms hop)
 
@@ -18,14 +24,14 @@ class MelCNN(nn.Module):
     frequency and time, dropout and two linear heads.
 
     Args:
-        channels: output channels of the conv blocks (32-64-128-128: ~0.3 M parameters).
+        channels: output channels of the conv blocks (16-32-64-128: ~0.1 M parameters).
         dropout: before the heads.
         n_classes: gender logits (2: female, male).
         n_age_bands: age-band logits; 0 builds no age head.
         sample_rate_hz, n_mels, win_ms, hop_ms, f_min_hz, f_max_hz: the front end's settings.
     """
 
-    def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64, 128, 128), dropout: float = 0.3,
+    def __init__(self, channels: tuple[int, ...] | list[int] = (16, 32, 64, 128), dropout: float = 0.3,
                  n_classes: int = 2, n_age_bands: int = 0, sample_rate_hz: int = 16_000, n_mels: int = 64,
                  win_ms: float = 25.0, hop_ms: float = 10.0, f_min_hz: float = 50.0, f_max_hz: float = 8000.0):
         super().__init__()
@@ -41,9 +47,52 @@ class MelCNN(nn.Module):
         self.min_samples = MIN_FRAMES * self.frontend.hop_samples
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, channels[-1]) pooled features."""
+        """(B, T) -> (B, channels[-1]) pooled features; input shorter than ``min_samples`` is
+        repeated up to it."""
+        if wave.shape[-1] < self.min_samples:
+            wave = wave.repeat(1, -(-self.min_samples // wave.shape[-1]))
         return self.blocks(self.frontend(wave).unsqueeze(1)).mean(dim=(2, 3))
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.dropout(self.embed(wave))
         return self.gender_head(h), (self.age_head(h) if self.age_head is not None else None)
+
+
+class MelCNNTrunk:
+    """A trained :class:`MelCNN` up to its pooled features, as an
+    :class:`~src.encoders.base.Encoder` (each clip whole, one forward pass each: no padding)."""
+
+    name = "melcnn"
+    sample_rate_hz = 16_000
+
+    def __init__(self, network: MelCNN, identity: str):
+        self.network = network.eval()
+        self.dim = network.gender_head.in_features
+        self.identity = identity
+
+    @torch.inference_mode()
+    def embed(self, waves: list[np.ndarray]) -> np.ndarray:
+        out = [self.network.embed(torch.from_numpy(np.ascontiguousarray(w, np.float32))[None])[0].numpy()
+               for w in waves]
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def load_end_to_end(path: str | Path) -> tuple[MelCNNTrunk, TrainedClassifier, dict]:
+    """Split an end-to-end run's ``best.pt`` into the encoder (conv trunk), the calibrated gender
+    head as a :class:`TrainedClassifier` (identity normalisation) and the checkpoint's other
+    fields (``age_bands``, ``encoder`` settings, ...)."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if blob.get("kind") != "end_to_end":
+        raise ValueError(f"{path} is not an end-to-end (encoder=melcnn) checkpoint")
+    network = get_class(blob["model_target"])(**blob["model_kwargs"])
+    network.load_state_dict(blob["state_dict"])
+    network.eval()
+    head = network.gender_head
+    dim = head.in_features
+    trunk = MelCNNTrunk(network, identity=f"melcnn end-to-end network {Path(path).resolve()}")
+    classifier = TrainedClassifier(
+        model=head, model_target="torch.nn.Linear",
+        model_kwargs={"in_features": dim, "out_features": head.out_features},
+        mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32), classes=tuple(blob["classes"]),
+        temperature=float(blob["temperature"]), threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
+    return trunk, classifier, blob

@@ -5,8 +5,10 @@ memory for the run; the split is the same speaker-disjoint one as for embeddings
 (:func:`~src.training.splits.assign_splits`). Training sees random crops of the speech
 (a random time shift) with a random gain and Gaussian noise at a random SNR, and the
 classes balanced by the trainer's ``balance`` setting; validation and test see each clip
-whole. Early stopping is on the (class-weighted) gender val loss; temperature scaling of
-the gender logits is fitted on val.
+whole. After each epoch the batch-norm statistics are recomputed on clean training crops
+(:func:`refresh_batch_norm`); early stopping is on the val loss that is trained (gender, plus
+the weighted age loss when there is an age head); temperature scaling of the gender logits is
+fitted on val.
 
 Optional age head: one label per clip from the manifest's ``age_group`` (child / teen /
 adult) or decade bands of the numeric ``age``; clips without either are masked out of
@@ -15,8 +17,8 @@ training age (``decades`` without training ages in a band: its midpoint) as the 
 
 Writes the same run folder as :func:`src.training.run.train_run` (TensorBoard events,
 ``best.pt``, ``predictions.csv``, ``metrics.json`` last) plus ``age_predictions.csv`` when
-the age head is on. ``best.pt`` holds the whole network and is not a
-:class:`~src.models.checkpoint.TrainedClassifier`: ``GenderPipeline`` cannot load it.
+the age head is on. ``best.pt`` holds the whole network; :func:`src.models.melcnn.load_end_to_end`
+splits it into an encoder (the conv trunk) and a classifier (the gender head) for ``GenderPipeline``.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class AugmentParams:
 class EndToEndParams:
     """What the end-to-end run needs beside the optimiser settings."""
 
-    crop_s: float = 3.0
+    crop_s: float = 2.0
     min_clip_s: float = 0.5
     min_speech_s: float = 0.25
     max_duration_s: float = 600.0
@@ -229,31 +231,47 @@ def augment(crop: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, speech: list[np.ndarray], min_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_logits(model: nn.Module, speech: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """Gender (N, 2) and age-band (N, K) logits, each clip whole (one per forward pass)."""
     model.eval()
     g, a = [], []
     for s in speech:
-        gl, al = model(torch.from_numpy(tile_to(s, min_samples))[None])
+        gl, al = model(torch.from_numpy(s)[None])
         g.append(gl[0].numpy())
         if al is not None:
             a.append(al[0].numpy())
     return np.stack(g), (np.stack(a) if a else None)
 
 
-def _weighted_ce(logits: np.ndarray, y: np.ndarray, n_classes: int) -> float:
-    """Class-weighted cross-entropy (the val loss of the embeddings loop)."""
-    if not len(y):
+def _weighted_ce(logits: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted cross-entropy over the rows with a label (``y >= 0``); NaN when there is none.
+    The val losses of the end-to-end trainer (as the embeddings loop computes its own)."""
+    known = y >= 0
+    if not known.any():
         return float("nan")
-    w = class_weights(y, n_classes)
-    lp = np.log(np.clip(softmax(logits), 1e-12, 1.0))[np.arange(len(y)), y]
-    return float(-(w[y] * lp).sum() / w[y].sum())
+    t = y[known]
+    lp = np.log(np.clip(softmax(logits[known]), 1e-12, 1.0))[np.arange(len(t)), t]
+    return float(-(weights[t] * lp).sum() / weights[t].sum())
+
+
+@torch.no_grad()
+def refresh_batch_norm(model: nn.Module, speech: list[np.ndarray], rows: np.ndarray, crop_n: int, batch_size: int,
+                       rng: np.random.Generator) -> None:
+    """Recompute the batch-norm statistics with the epoch's final weights on clean (not augmented)
+    training crops, before evaluating. The running averages of training lagged behind weights that
+    move fast on a few hundred clips and came from noisy crops: val predictions flipped wholesale
+    from one epoch to the next (val accuracy 0.75 -> 0.50 -> 0.75)."""
+    from torch.optim.swa_utils import update_bn
+
+    batches = (torch.from_numpy(np.stack([random_crop(speech[i], crop_n, rng) for i in rows[k:k + batch_size]]))
+               for k in range(0, len(rows), batch_size))
+    update_bn(batches, model)
 
 
 def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age: np.ndarray | None,
                   train: np.ndarray, val: np.ndarray, params: TrainerParams, e2e: EndToEndParams,
                   aug: AugmentParams, seed: int = 0, writer=None) -> History:
-    """Train in place; at the end ``model`` holds the weights of the best gender val loss.
+    """Train in place; at the end ``model`` holds the weights of the best val loss.
 
     Args:
         age: (N,) band labels (``-1`` unknown) or ``None`` without an age head.
@@ -268,7 +286,7 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
     gender_loss = nn.CrossEntropyLoss(weight=torch.tensor(w, dtype=torch.float32)
                                       if params.balance == "weighted_loss" else None)
     sample_w = w[y[tr_idx]] if params.balance == "sampler" else None
-    age_loss = None
+    age_loss, aw = None, None
     if age is not None:
         k = int(age.max()) + 1
         known = age[tr_idx][age[tr_idx] >= 0]
@@ -277,7 +295,6 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
         aw = np.sqrt(len(known) / (k * np.maximum(np.bincount(known, minlength=k), 1)))
         age_loss = nn.CrossEntropyLoss(weight=torch.tensor(aw, dtype=torch.float32), ignore_index=-1)
     crop_n = int(round(e2e.crop_s * SAMPLE_RATE_HZ))
-    min_samples = getattr(model, "min_samples", 0)
     opt = _make_optimizer(model, params)
     hist = History()
     stopper = EarlyStopping(model, hist, params.patience, params.min_delta)
@@ -303,9 +320,14 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
                     loss = loss + e2e.age_loss_weight * la
             loss.backward()
             opt.step()
-        gv, av = predict_logits(model, [speech[i] for i in va_idx], min_samples)
+        refresh_batch_norm(model, speech, tr_idx, crop_n, params.batch_size, rng)
+        gv, av = predict_logits(model, [speech[i] for i in va_idx])
         tl, ta = sums["gender"] / max(sums["n"], 1), sums["correct"] / max(sums["n"], 1)
-        vl, va = _weighted_ce(gv, y[va_idx], len(CLASSES)), float((gv.argmax(1) == y[va_idx]).mean())
+        vl = _weighted_ce(gv, y[va_idx], class_weights(y[va_idx], len(CLASSES)))
+        va = float((gv.argmax(1) == y[va_idx]).mean())
+        val_age_loss = _weighted_ce(av, age[va_idx], aw) if av is not None else float("nan")
+        # early stopping watches the loss being trained: gender + weight x age (where val has ages)
+        stop_loss = vl + e2e.age_loss_weight * val_age_loss if np.isfinite(val_age_loss) else vl
         for name, v in (("train_loss", tl), ("val_loss", vl), ("train_acc", ta), ("val_acc", va)):
             getattr(hist, name).append(v)
         scalars = {"loss/train": tl, "loss/val": vl, "accuracy/train": ta, "accuracy/val": va,
@@ -316,18 +338,20 @@ def train_network(model: nn.Module, speech: list[np.ndarray], y: np.ndarray, age
                 scalars["age_loss/train"] = sums["age"] / sums["age_n"]
             if known.any():
                 scalars["age_accuracy/val"] = float((av[known].argmax(1) == age[va_idx][known]).mean())
+                scalars["age_loss/val"] = val_age_loss
+                scalars["loss/val_total"] = stop_loss
         if writer is not None:
             for name, v in scalars.items():
                 writer.add_scalar(name, v, epoch)
         log.info("epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f%s", epoch, tl, ta, vl, va,
                  f", val age acc {scalars['age_accuracy/val']:.3f}" if "age_accuracy/val" in scalars else "")
-        if stopper.update(vl, epoch):
+        if stopper.update(stop_loss, epoch):
             break
     stopper.restore_best()
     return hist
 
 
-def _speech_set_arrays(ss: SpeechSet) -> EmbeddingSet:
+def speech_set_arrays(ss: SpeechSet) -> EmbeddingSet:
     """The clips as an :class:`EmbeddingSet` without vectors (``x`` is (N, 0)), for splits and outputs."""
     c = ss.clips
     groups = sorted({g for clip in c for g in clip.groups})
@@ -387,7 +411,7 @@ def end_to_end_run(clips: list[Clip], segmenter: SileroSegmenter, run_dir: str |
     ss = decode_speech(clips, segmenter, e2e.min_clip_s, e2e.min_speech_s, e2e.max_duration_s)
     if not ss.clips:
         raise DatasetError(f"{source}: no usable clip among {len(clips)} ({ss.skipped})")
-    data = _speech_set_arrays(ss)
+    data = speech_set_arrays(ss)
     splits, counts = make_splits(data, val_frac, test_frac, seed)
     tr, va = splits == "train", splits == "val"
     ages = age_labels(*_clip_age_arrays(ss.clips), e2e.age_bands) if e2e.age_loss_weight > 0 else None
@@ -399,7 +423,7 @@ def end_to_end_run(clips: list[Clip], segmenter: SileroSegmenter, run_dir: str |
     writer = SummaryWriter(log_dir=str(run_dir))
     hist = train_network(model, ss.speech, data.y, ages.labels if ages else None, tr, va, params, e2e, aug,
                          seed=seed, writer=writer)
-    g_logits, a_logits = predict_logits(model, ss.speech, getattr(model, "min_samples", 0))
+    g_logits, a_logits = predict_logits(model, ss.speech)
     temperature = fit_temperature(g_logits[va], data.y[va])
     p_raw, p_cal = softmax(g_logits), softmax(g_logits / temperature)
     metrics: dict[str, Any] = {

@@ -36,6 +36,11 @@ class Run:
         return str(self.metrics.get("model", ""))
 
     def classifier(self) -> TrainedClassifier:
+        """The trained classifier (an end-to-end run's: its calibrated gender head)."""
+        if self.config.encoder.get("end_to_end"):
+            from src.models.melcnn import load_end_to_end
+
+            return load_end_to_end(self.dir / CHECKPOINT_NAME)[1]
         return TrainedClassifier.load(self.dir / CHECKPOINT_NAME)
 
     def predictions(self) -> "pd.DataFrame":  # noqa: F821 (pandas is imported here only, on use)
@@ -77,8 +82,8 @@ def latest_runs_by_model(runs_dir: str | Path) -> dict[tuple[str, str], Run]:
 
 
 def resolve_run(run: str | Path, runs_dir: str | Path) -> Path:
-    """A run folder from ``run``: a path, ``latest`` (newest finished run of any encoder trained on
-    embeddings) or ``latest:<encoder>``."""
+    """A run folder from ``run``: a path, ``latest`` (newest finished run of any encoder) or
+    ``latest:<encoder>``."""
     text = str(run)
     if text != "latest" and not text.startswith("latest:"):  # a folder may be called latest-something
         return Path(text)
@@ -86,8 +91,6 @@ def resolve_run(run: str | Path, runs_dir: str | Path) -> Path:
     runs = latest_runs(runs_dir)
     if encoder is not None:
         runs = {k: v for k, v in runs.items() if k == encoder}
-    else:  # end-to-end runs (encoder=melcnn) cannot be served or evaluated: only `latest:melcnn` gives them
-        runs = {k: v for k, v in runs.items() if not v.config.encoder.get("end_to_end")}
     if not runs:
         raise RunError(f"no finished run{' of ' + encoder if encoder else ''} under {runs_dir}: "
                        f"train one with `python -m src.train`")

@@ -1,8 +1,10 @@
 """``python -m src.compare``: one table over the latest finished run of each (encoder, model).
 
 Writes ``<paths.analysis_dir>/comparison.md`` and ``comparison.csv``: epochs, best
-validation loss, test accuracy, balanced accuracy, log loss, ECE, early stopping and
-the extraction throughput of the embeddings the run was trained on.
+validation loss, test accuracy, balanced accuracy, log loss, ECE, early stopping, the
+extraction throughput of the embeddings the run was trained on, and the accuracy (overall
+and per group value) of each ``python -m src.evaluate`` of the run. For mean +- sd over
+seeds and splits, see ``python -m src.study``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from src.embeddings.store import stats_path
-from src.training.runs import Run, latest_runs_by_model
+from src.training.runs import METRICS_NAME, Run, latest_runs_by_model
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,19 @@ def comparison_row(run: Run) -> dict:
             "test_log_loss": round(t["log_loss"], 4), "test_ece": round(t["ece"], 4),
             "early_stopped": (f"yes (best epoch {m['best_epoch']})" if m["stopped_early"]
                               else "no" if m["epochs"] else "n/a"),  # n/a: fitted in one go (scikit-learn)
-            "extract_x_realtime": round(rate, 1) if rate else None, "run": run.dir.name}
+            "extract_x_realtime": round(rate, 1) if rate else None, **cross_corpus_columns(run), "run": run.dir.name}
+
+
+def cross_corpus_columns(run: Run) -> dict[str, float]:
+    """``<source>_accuracy`` and ``<source>_<group value>`` (e.g. ``speechocean762_child``) for each
+    ``python -m src.evaluate`` of the run (its ``eval-<source>/`` folders)."""
+    out = {}
+    for path in sorted(run.dir.glob(f"eval-*/{METRICS_NAME}")):
+        source, scores = path.parent.name[len("eval-"):], json.loads(path.read_text())["all"]
+        out[f"{source}_accuracy"] = round(scores["accuracy"], 4)
+        for values in scores["accuracy_by_group"].values():
+            out.update({f"{source}_{value}": round(v["accuracy"], 4) for value, v in values.items()})
+    return out
 
 
 def compare_runs(runs_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:

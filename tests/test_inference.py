@@ -160,6 +160,7 @@ def test_path_and_array_give_the_same_answer(pipe, clip):
     assert by_path.p_male == pytest.approx(by_array.p_male, abs=1e-5)
     assert by_path.p_female == pytest.approx(1.0 - by_path.p_male, abs=1e-5)
     assert by_path.path == str(path) and by_array.path is None
+    assert by_path.age_band is None and by_path.p_age_band is None  # an embedding run has no age head
 
 
 def test_other_rates_clipping_and_dc_offset_still_give_a_label(pipe, clip, tmp_path):

@@ -105,10 +105,15 @@ def test_pipeline_serves_a_melcnn_run_as_trained(sample_run):
     pipe = GenderPipeline.from_run(run_dir)
     with open(run_dir / PREDICTIONS_NAME, newline="") as f:
         test = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    with open(run_dir / AGE_PREDICTIONS_NAME, newline="") as f:
+        age_rows = {r["id"]: r for r in csv.DictReader(f)}
     for r in test[:6]:
         result = pipe(r["path"])
         assert result.status == "ok"
         assert result.p_male == pytest.approx(float(r["p_male"]), abs=0.02), r["path"]
+        age = age_rows[r["id"]]  # the run's age head, through the same trunk features
+        assert result.age_band == age["predicted_band"]
+        assert result.p_age_band == pytest.approx(float(age["p_predicted_band"]), abs=0.02)
 
 
 def test_evaluate_scores_a_melcnn_run_on_audio(sample_run, tmp_path):
@@ -127,6 +132,10 @@ def test_evaluate_scores_a_melcnn_run_on_audio(sample_run, tmp_path):
     assert max(abs(scored[k] - trained[k]) for k in scored) < 1e-4
     assert metrics["all"]["accuracy"] == pytest.approx(
         np.mean([(trained[k] >= 0.5) == (k_gender == "male") for k, k_gender in _genders(run_dir).items()]))
+    row = compare_runs(run_dir.parent, tmp_path / "out").set_index("encoder").loc["melcnn"]  # cross-corpus columns
+    assert row["sample_accuracy"] == pytest.approx(metrics["all"]["accuracy"], abs=1e-4)
+    assert row["sample_vctk"] == pytest.approx(metrics["all"]["accuracy_by_group"]["corpus"]["vctk"]["accuracy"],
+                                               abs=1e-4)
 
 
 def _genders(run_dir: Path) -> dict[str, str]:

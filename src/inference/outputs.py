@@ -12,7 +12,8 @@ from src.inference.pipeline import GenderResult
 
 FORMATS = ("jsonl", "csv", "rttm")
 CSV_FIELDS = ("path", "label", "p_female", "p_male", "speech_s", "duration_s", "status", "reason",
-              "speaking_time_female_s", "speaking_time_male_s", "speaking_time_unknown_s", "segments")
+              "speaking_time_female_s", "speaking_time_male_s", "speaking_time_unknown_s", "segments",
+              "age_band", "p_age_band")
 
 
 def file_id(path: str | None) -> str:
@@ -32,6 +33,7 @@ def csv_row(result: GenderResult) -> dict:
     for label in ("female", "male", "unknown"):
         row[f"speaking_time_{label}_s"] = result.speaking_time_s.get(label, 0.0)
     row["segments"] = len(result.timeline)
+    row["age_band"], row["p_age_band"] = result.age_band, result.p_age_band
     return row
 
 

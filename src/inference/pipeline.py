@@ -50,6 +50,7 @@ class GenderResult:
 
     ``label`` is ``female``, ``male`` or ``unknown`` (no speech, or confidence under
     the pipeline's ``unknown_below``); ``status`` is ``ok``, ``no_speech`` or ``error``.
+    ``age_band`` and its (uncalibrated) probability come from runs with an age head only.
     """
 
     label: str
@@ -59,6 +60,8 @@ class GenderResult:
     duration_s: float
     status: str = "ok"
     reason: str | None = None
+    age_band: str | None = None
+    p_age_band: float | None = None
     timeline: list[Segment] = field(default_factory=list)
     speaking_time_s: dict[str, float] = field(default_factory=dict)
     path: str | None = None
@@ -76,12 +79,15 @@ class GenderPipeline:
         segmenter: Silero VAD.
         unknown_below: answer ``unknown`` when the calibrated top probability is under this.
         min_speech_s: less speech than this is ``no_speech``.
+        age_classifier: an age-band head on the same features (end-to-end runs with one), or None.
     """
 
     def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
                  unknown_below: float = 0.6, min_speech_s: float = 0.25,
-                 timeline_params: TimelineParams = TimelineParams(), max_duration_s: float = 4 * 3600.0):
+                 timeline_params: TimelineParams = TimelineParams(), max_duration_s: float = 4 * 3600.0,
+                 age_classifier: TrainedClassifier | None = None):
         self.classifier = classifier
+        self.age_classifier = age_classifier
         self.encoder = encoder
         self.segmenter = segmenter
         self.unknown_below = unknown_below
@@ -101,8 +107,8 @@ class GenderPipeline:
         if cfg.encoder.get("end_to_end"):  # encoder=melcnn: the network's trunk is the encoder, its head the classifier
             from src.models.melcnn import load_end_to_end
 
-            encoder, classifier, _ = load_end_to_end(run_dir / CHECKPOINT_NAME)
-            return cls(classifier, encoder, _run_segmenter(classifier), **kwargs)
+            encoder, classifier, age = load_end_to_end(run_dir / CHECKPOINT_NAME)
+            return cls(classifier, encoder, _run_segmenter(classifier), age_classifier=age, **kwargs)
         classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
         enc_cfg = cfg.encoder
         made_with = classifier.encoder.get("options", {}).get("model") or {}
@@ -132,8 +138,11 @@ class GenderPipeline:
         removed first (an offset of 0.3 turned a sure 0.97 into an unsure 0.57 with Resemblyzer)."""
         if not speech:
             return np.zeros(0)
-        speech = [s - np.float32(s.mean(dtype=np.float64)) for s in speech]
-        return self.classifier.predict_proba(self.encoder.embed(speech))[:, CLASSES.index("male")]
+        return self.classifier.predict_proba(self.features(speech))[:, CLASSES.index("male")]
+
+    def features(self, speech: list[np.ndarray]) -> np.ndarray:
+        """The encoder's vectors of speech signals, each signal's DC offset removed first."""
+        return self.encoder.embed([s - np.float32(s.mean(dtype=np.float64)) for s in speech])
 
     def __call__(self, audio: str | Path | np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
                  timeline: bool = False) -> GenderResult:
@@ -159,9 +168,13 @@ class GenderPipeline:
         if speech_s < self.min_speech_s:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD")
-        p = float(self.p_male([speech])[0])
+        x = self.features([speech])
+        p = float(self.classifier.predict_proba(x)[0, CLASSES.index("male")])
         result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
                               round(duration_s, 3))
+        if self.age_classifier is not None:
+            pa = self.age_classifier.predict_proba(x)[0]
+            result.age_band, result.p_age_band = self.age_classifier.classes[int(pa.argmax())], round(float(pa.max()), 6)
         if timeline:
             result.timeline = self.timeline(wave, segments)
             result.speaking_time_s = speaking_time(result.timeline)

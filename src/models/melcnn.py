@@ -77,22 +77,26 @@ class MelCNNTrunk:
         return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def load_end_to_end(path: str | Path) -> tuple[MelCNNTrunk, TrainedClassifier, dict]:
+def load_end_to_end(path: str | Path) -> tuple[MelCNNTrunk, TrainedClassifier, TrainedClassifier | None]:
     """Split an end-to-end run's ``best.pt`` into the encoder (conv trunk), the calibrated gender
-    head as a :class:`TrainedClassifier` (identity normalisation) and the checkpoint's other
-    fields (``age_bands``, ``encoder`` settings, ...)."""
+    head and, when the run has one, the age-band head (classes = the bands; not calibrated), both
+    as :class:`TrainedClassifier` on the trunk's features (identity normalisation)."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if blob.get("kind") != "end_to_end":
         raise ValueError(f"{path} is not an end-to-end (encoder=melcnn) checkpoint")
     network = get_class(blob["model_target"])(**blob["model_kwargs"])
     network.load_state_dict(blob["state_dict"])
     network.eval()
-    head = network.gender_head
-    dim = head.in_features
     trunk = MelCNNTrunk(network, identity=f"melcnn end-to-end network {Path(path).resolve()}")
-    classifier = TrainedClassifier(
-        model=head, model_target="torch.nn.Linear",
-        model_kwargs={"in_features": dim, "out_features": head.out_features},
-        mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32), classes=tuple(blob["classes"]),
-        temperature=float(blob["temperature"]), threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
-    return trunk, classifier, blob
+
+    def head(layer: nn.Linear, classes: list[str], temperature: float) -> TrainedClassifier:
+        dim = layer.in_features
+        return TrainedClassifier(
+            model=layer, model_target="torch.nn.Linear",
+            model_kwargs={"in_features": dim, "out_features": layer.out_features},
+            mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32), classes=tuple(classes),
+            temperature=temperature, threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
+
+    gender = head(network.gender_head, blob["classes"], float(blob["temperature"]))
+    age = head(network.age_head, blob["age_bands"], 1.0) if network.age_head is not None else None
+    return trunk, gender, age

@@ -114,6 +114,8 @@ class ClassifyBody(BaseModel):
     duration_s: float
     status: str = Field(description="ok or no_speech")
     reason: str | None = None
+    age_band: str | None = Field(None, description="child, teen, adult, ... (runs with an age head only)")
+    p_age_band: float | None = Field(None, description="the age band's probability (not calibrated)")
     timeline: list[SegmentBody] = Field(default_factory=list, description="with ?timeline=true")
     speaking_time_s: dict[str, float] = Field(default_factory=dict, description="with ?timeline=true")
     filename: str | None = Field(None, description="the client's file name, as sent (never used as a path)")

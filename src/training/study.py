@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ def run_system(name: str, overrides: Sequence[str], compose: Compose, train_data
                 enc = [o for o in overrides if o.split("=", 1)[0].lstrip("+").startswith("encoder")]
                 run_extract(compose("extract", [*enc, f"data={data}", "progress=false"]))
     except EncoderLoadError as e:
-        result.unavailable = str(e).splitlines()[0].split(". ")[0]  # the reason; the how-to is in the log
+        result.unavailable = re.split(r"[.;] ", str(e).splitlines()[0])[0]  # the reason; the how-to is in the log
         log.warning("%s: not run: %s", name, result.unavailable)
         return result
     for seed in seeds:

@@ -37,7 +37,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
     if run.config.encoder.get("end_to_end"):
         if data_cfg is None or not data_cfg.get("manifest_path"):
             raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")
-        clf, data = _audio_inputs(run, data_cfg)
+        clf, data = end_to_end_inputs(run, data_cfg)
         source = str(data_cfg.manifest_path)
     else:
         clf, data = _embedding_inputs(run, embeddings_dir)
@@ -72,7 +72,7 @@ def _embedding_inputs(run: Run, embeddings_dir: str | Path) -> tuple[TrainedClas
     return clf, data
 
 
-def _audio_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier, EmbeddingSet]:
+def end_to_end_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier, EmbeddingSet]:
     """An end-to-end run's gender head and the source's clips through its trunk (decoded, VAD-cut
     and left out by the same rules as in training)."""
     from src.building import load_clips

@@ -93,7 +93,8 @@ def test_compare_latest_and_analyze_include_melcnn(sample_run, tmp_path):
     assert resolve_run("latest:melcnn", run_dir.parent) == run_dir
     assert resolve_run("latest", run_dir.parent) == run_dir  # predict, serve, ... can use it
     written = analyze_run(run_dir, tmp_path / "analysis", copy_audio=False)
-    assert "umap" not in written and written["reliability"].exists()
+    assert written["reliability"].exists()
+    assert written["umap"] == run_dir / "melcnn-embeddings.png" and written["umap"].read_bytes()[:4] == b"\x89PNG"
 
 
 def test_pipeline_serves_a_melcnn_run_as_trained(sample_run):

@@ -154,6 +154,13 @@ def test_read_records_joins_main_and_shards_first_occurrence_wins(tmp_path):
     assert recs[1] == _rec(1)
 
 
+def test_read_records_refuses_files_made_with_different_options(tmp_path):
+    _write(embeddings_path(tmp_path, ENC), [_rec(0)])
+    _write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(1)], _meta({**OPTIONS, "min_clip_s": 2.0}))
+    with pytest.raises(EmbeddingsError, match=r"made with different options \(config hashes .*shard-1-of-2"):
+        read_records(tmp_path, ENC)
+
+
 def test_read_records_without_files(tmp_path):
     with pytest.raises(EmbeddingsError, match="no embeddings for encoder 'resemblyzer'"):
         read_records(tmp_path, ENC)

@@ -160,13 +160,18 @@ def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) 
     """All records of an encoder, main file and shards joined, first occurrence of an id kept.
 
     Raises:
-        EmbeddingsError: no file at all, or (``strict``) a corrupt line.
+        EmbeddingsError: no file at all, files made with different options (config hashes of
+            their sidecars), or (``strict``) a corrupt line.
     """
     main = embeddings_path(embeddings_dir, encoder)
     files = ([main] if main.exists() else []) + shard_paths(embeddings_dir, encoder)
     if not files:
         raise EmbeddingsError(f"no embeddings for encoder {encoder!r} in {embeddings_dir}; "
                               f"run `python -m src.extract encoder={encoder}` first")
+    hashes = {p.name: json.loads(meta_path(p).read_text()).get("config_hash") for p in files if meta_path(p).exists()}
+    if len(set(hashes.values())) > 1:
+        raise EmbeddingsError(f"{encoder} embeddings in {embeddings_dir} were made with different options "
+                              f"(config hashes {hashes}); re-extract the odd ones with overwrite=true")
     seen: dict[str, dict[str, Any]] = {}
     for path in files:
         for rec in iter_lines(path, strict=strict):

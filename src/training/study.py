@@ -125,5 +125,8 @@ def study_row(result: SystemResult, train_data: str, eval_data: Sequence[str],
 
 def study_table(results: list[SystemResult], train_data: str, eval_data: Sequence[str],
                 groups: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
-    """One row per system, in the order given."""
-    return pd.DataFrame([study_row(r, train_data, eval_data, groups) for r in results]).fillna("")
+    """One row per system, in the order given; the note last; columns empty in every row dropped
+    (e.g. a group value no test split holds)."""
+    table = pd.DataFrame([study_row(r, train_data, eval_data, groups) for r in results]).fillna("")
+    table = table[[c for c in table.columns if c != "note"] + ["note"]]
+    return table.loc[:, (table != "").any()]

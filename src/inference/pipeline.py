@@ -174,7 +174,8 @@ class GenderPipeline:
                               round(duration_s, 3))
         if self.age_classifier is not None:
             pa = self.age_classifier.predict_proba(x)[0]
-            result.age_band, result.p_age_band = self.age_classifier.classes[int(pa.argmax())], round(float(pa.max()), 6)
+            result.age_band = self.age_classifier.classes[int(pa.argmax())]
+            result.p_age_band = round(float(pa.max()), 6)
         if timeline:
             result.timeline = self.timeline(wave, segments)
             result.speaking_time_s = speaking_time(result.timeline)

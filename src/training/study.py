@@ -38,14 +38,6 @@ class SystemResult:
     unavailable: str | None = None
 
 
-def option(overrides: Sequence[str], key: str, default: str = "") -> str:
-    """The value a list of Hydra overrides gives ``key`` (``encoder=ecapa`` -> ``ecapa``)."""
-    for o in overrides:
-        if o.split("=", 1)[0].lstrip("+") == key:
-            return o.split("=", 1)[1]
-    return default
-
-
 def run_system(name: str, overrides: Sequence[str], compose: Compose, train_data: str, eval_data: Sequence[str],
                seeds: Sequence[int], out_dir: Path) -> SystemResult:
     """Extract (when the encoder has embeddings), train one run per seed, evaluate each run on
@@ -57,11 +49,11 @@ def run_system(name: str, overrides: Sequence[str], compose: Compose, train_data
 
     result = SystemResult(name)
     end_to_end = bool(compose("train", [*overrides, f"data={train_data}"]).encoder.get("end_to_end"))
+    encoder_overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+").startswith("encoder")]
     try:
         if not end_to_end:
             for data in dict.fromkeys([train_data, *eval_data]):
-                enc = [o for o in overrides if o.split("=", 1)[0].lstrip("+").startswith("encoder")]
-                run_extract(compose("extract", [*enc, f"data={data}", "progress=false"]))
+                run_extract(compose("extract", [*encoder_overrides, f"data={data}", "progress=false"]))
     except EncoderLoadError as e:
         result.unavailable = re.split(r"[.;] ", str(e).splitlines()[0])[0]  # the reason; the how-to is in the log
         log.warning("%s: not run: %s", name, result.unavailable)
@@ -80,9 +72,10 @@ def run_system(name: str, overrides: Sequence[str], compose: Compose, train_data
     return result
 
 
-def _mean_sd(values: list[float | None]) -> str:
-    """``95.4 ± 4.7`` (percent) over the seeds that have the value; one value: no ``±``."""
-    v = np.array([x for x in values if x is not None], float) * 100
+def _mean_sd(values: list[float | None], scale: float = 100.0) -> str:
+    """``95.4 ± 4.7`` (fractions as percent by default) over the seeds that have the value; one
+    value: no ``±``."""
+    v = np.array([x for x in values if x is not None], float) * scale
     if not len(v):
         return ""
     return f"{v.mean():.1f}" + (f" ± {v.std(ddof=1):.1f}" if len(v) > 1 else "")
@@ -117,8 +110,7 @@ def study_row(result: SystemResult, train_data: str, eval_data: Sequence[str],
         ages = [m["age"]["test"] for m in runs]
         row["age test accuracy"] = _mean_sd([a["accuracy"] for a in ages])
         row["age test balanced acc."] = _mean_sd([a["balanced_accuracy"] for a in ages])
-        maes = np.array([a["mae_years"] for a in ages if a["mae_years"] is not None], float)
-        row["age test MAE (years)"] = f"{maes.mean():.1f}" + (f" ± {maes.std(ddof=1):.1f}" if len(maes) > 1 else "")
+        row["age test MAE (years)"] = _mean_sd([a["mae_years"] for a in ages], scale=1.0)
     row["note"] = ""
     return row
 

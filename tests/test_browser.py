@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
-from test_serve import SR, free_port, serve_run, shared_server, speaker_wave, sure_speakers
+from test_serve import SR, free_port, serve_run, shared_server, speaker_wave, stop_process, sure_speakers
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 LABEL_TIMEOUT_S = 30
@@ -147,12 +147,7 @@ def page(server, speech_wav, tmp_path_factory) -> Iterator[DevTools]:
     finally:
         if tools is not None:
             tools.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         shutil.rmtree(profile, ignore_errors=True)
 
 

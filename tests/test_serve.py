@@ -145,12 +145,17 @@ def serve_process(run_dir: Path, log_dir: Path, *overrides: str) -> Iterator[str
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    """Ask a child process to stop; kill it if it has not within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 _SERVER: dict[str, str] = {}

@@ -12,6 +12,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from src.building import build_segmenter, embedding_options, load_clips, vad_params
 from src.embeddings.store import config_hash
+from src.encoders.fusion import FusionEncoder
 from src.vad.silero import VadParams
 
 from conftest import REPO_DIR, SAMPLE_MANIFEST_PATH
@@ -39,8 +40,15 @@ def test_encoder_config_composes_and_is_named_after_its_file(make_cfg, key):
     assert cfg.hydra.run.dir.startswith(f"{cfg.paths.log_dir}/extract/{key}-")
     # the class the config builds, without building it (hub weights are not needed here)
     cls = get_class(cfg.encoder.model._target_)
-    assert Path(inspect.getfile(cls)).stem == key, "one key everywhere: src/encoders/<key>.py"
-    assert cls.name == key
+    if cls is FusionEncoder:  # a concatenation of keyed encoders, named after its parts
+        parts = [get_class(p._target_) for p in cfg.encoder.model.parts]
+        assert key == "_".join(p.name for p in parts) == cfg.encoder.model.name
+        assert sum(p.dim for p in parts) == cfg.encoder.dim
+        for part in cfg.encoder.model.parts:
+            assert part.device == cfg.device
+    else:
+        assert Path(inspect.getfile(cls)).stem == key, "one key everywhere: src/encoders/<key>.py"
+        assert cls.name == key
     if isinstance(getattr(cls, "dim", None), int):
         assert cls.dim == cfg.encoder.dim
     params = inspect.signature(cls).parameters
@@ -70,6 +78,12 @@ def test_data_config_composes(make_cfg, key, tmp_path):
         assert len(clips) == 63 and all(set(c.groups) == set(data["group_columns"]) for c in clips)
     elif data.get("features_dir"):  # a feature-only source (no audio, no manifest): trained, not extracted
         assert data["manifest_path"] is None
+    elif data.get("sources"):  # a mix: each source is a data config of its own
+        from src.building import data_sources
+
+        sources = data_sources(cfg.data, cfg.paths)
+        assert [s.name for s in sources] == data["sources"] and all(s.name in DATA_KEYS for s in sources)
+        assert [s.embeddings_dir for s in sources] == [f"models-embeddings/{n}" for n in data["sources"]]
     elif key != "manifest":
         manifest = REPO_DIR / data["manifest_path"]
         if not manifest.is_file():

@@ -10,13 +10,15 @@ Writes ``<paths.embeddings_dir>/<encoder>-embeddings.jsonl``; rerun to resume.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
-from src.building import build_encoder, build_segmenter, embedding_options, load_clips, set_threads
+from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, set_threads,
+                          source_data_config)
 from src.embeddings.extract import ExtractOptions, Summary, extract
 from src.embeddings.store import (JsonlWriter, config_hash, embeddings_path, merge_shards, remove_outputs,
                                   stats_path)
@@ -25,7 +27,17 @@ log = logging.getLogger(__name__)
 
 
 def run_extract(cfg: DictConfig) -> Summary | None:
-    """Extract (or, with ``merge=true``, merge shards); returns the run's summary."""
+    """Extract (or, with ``merge=true``, merge shards); returns the run's summary. A ``data=mix``
+    extracts each of its sources into the source's own folder (returns the last one's summary)."""
+    if cfg.data.get("sources"):
+        summary = None
+        for source in cfg.data.sources:
+            log.info("data=%s: source %s", cfg.data.name, source)
+            sub, resolved = copy.deepcopy(cfg), source_data_config(source, cfg.paths)
+            with open_dict(sub):
+                sub.data, sub.paths = resolved.data, resolved.paths
+            summary = run_extract(sub)
+        return summary
     set_threads(cfg.num_threads)
     name, out_dir = cfg.encoder.name, cfg.paths.embeddings_dir
     if cfg.encoder.get("end_to_end"):

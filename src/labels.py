@@ -22,3 +22,13 @@ def normalise_gender(value: str) -> str | None:
 def class_index(gender: str) -> int:
     """Index of ``gender`` in :data:`CLASSES`."""
     return CLASSES.index(gender)
+
+AGE_GROUPS: tuple[str, ...] = ("child", "teen", "adult")
+"""Age groups in index order: child 6-12 (under 13), teen 13-17, adult 18+ (speechocean762's bands)."""
+
+
+def age_group_of(age_years: float | None) -> str | None:
+    """The age group of an age in years; ``None`` when the age is unknown (None or NaN)."""
+    if age_years is None or age_years != age_years:
+        return None
+    return "child" if age_years < 13 else "teen" if age_years < 18 else "adult"

@@ -97,3 +97,103 @@ def load_embedding_set(embeddings_dir: str | Path, encoder: str, both_classes: b
     """Read an encoder's JSONL (strictly: a corrupt line is an error) into an :class:`EmbeddingSet`."""
     records = read_records(embeddings_dir, encoder, strict=True)
     return records_to_set(records, source=f"{embeddings_dir}/{encoder}", both_classes=both_classes)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One data source of a training set: where its embeddings are and what its rows may lack.
+
+    Attributes:
+        name: the ``data=`` key (``dev``, ``speechocean762``, ...); prefixes its speaker ids in a mix.
+        embeddings_dir: the folder of its ``<encoder>-embeddings.jsonl``.
+        corpus: the corpus of rows without a ``corpus`` group value.
+        age_group: the age group of rows with neither an age nor an ``age_group`` value.
+    """
+
+    name: str
+    embeddings_dir: str
+    corpus: str | None = None
+    age_group: str | None = None
+
+
+def with_corpus_and_age(data: EmbeddingSet, corpus: str | None, age_group: str | None) -> EmbeddingSet:
+    """Give every row a ``corpus`` and an ``age_group`` group value (``""`` where nothing says;
+    a column nothing fills is not added).
+
+    The age group is the row's own ``age_group`` value, else the one its age falls in
+    (:func:`src.labels.age_group_of`), else ``age_group``.
+    """
+    from src.labels import age_group_of
+
+    n = len(data)
+    given = data.groups.get("corpus", np.full(n, "", dtype=object))
+    groups = dict(data.groups)
+    groups["corpus"] = np.array([g or corpus or "" for g in given])
+    own = data.groups.get("age_group", np.full(n, "", dtype=object))
+    groups["age_group"] = np.array([g or age_group_of(a) or age_group or "" for g, a in zip(own, data.age)])
+    groups = {k: v for k, v in groups.items() if k in data.groups or (v != "").any()}  # nothing said: no column
+    return EmbeddingSet(x=data.x, y=data.y, ids=data.ids, paths=data.paths, speakers=data.speakers,
+                        speech_s=data.speech_s, split=data.split, age=data.age, groups=groups)
+
+
+def concat_sets(named: list[tuple[str, EmbeddingSet]]) -> EmbeddingSet:
+    """One set from several sources: speaker ids and clip ids become ``<source>/<id>`` so two
+    sources' speakers never merge, the manifests' own splits are dropped (a mix is split anew),
+    and only the group columns every source has are kept.
+
+    Raises:
+        DatasetError: the sources' embeddings differ in dimension.
+    """
+    dims = {name: s.dim for name, s in named}
+    if len(set(dims.values())) > 1:
+        raise DatasetError(f"sources have embeddings of different dimension {dims}: one encoder for all")
+    common = set.intersection(*(set(s.groups) for _, s in named))
+    cat = lambda f: np.concatenate([f(name, s) for name, s in named])  # noqa: E731
+    return EmbeddingSet(
+        x=cat(lambda _, s: s.x), y=cat(lambda _, s: s.y),
+        ids=cat(lambda n, s: np.char.add(f"{n}/", s.ids.astype(str))), paths=cat(lambda _, s: s.paths),
+        speakers=cat(lambda n, s: np.char.add(f"{n}/", s.speakers.astype(str))),
+        speech_s=cat(lambda _, s: s.speech_s), split=np.full(sum(len(s) for _, s in named), ""),
+        age=cat(lambda _, s: s.age), groups={g: cat(lambda _, s: s.groups[g].astype(str)) for g in sorted(common)})
+
+
+def load_sources(sources: list[Source], encoder: str, both_classes: bool = True) -> EmbeddingSet:
+    """One source's embeddings as they are (with ``corpus`` and ``age_group`` filled in), or
+    several concatenated by :func:`concat_sets`."""
+    sets = [(s.name, with_corpus_and_age(load_embedding_set(s.embeddings_dir, encoder, both_classes=False),
+                                         s.corpus, s.age_group)) for s in sources]
+    data = sets[0][1] if len(sets) == 1 else concat_sets(sets)
+    if both_classes and len(set(data.y.tolist())) < len(CLASSES):
+        raise DatasetError(f"{', '.join(s.embeddings_dir for s in sources)}/{encoder}: only one class "
+                           f"({CLASSES[data.y[0]]}) among {len(data)} clips")
+    return data
+
+
+def read_exclusions(path: str | Path) -> set[str]:
+    """Speaker or clip ids to leave out: a CSV with a ``speaker`` or ``id`` column (e.g. the
+    reviewed ``post-analysis/audit-*-speakers.csv``), or a text file with one id per line."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"exclude_path: no such file {path}")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        column = next((c for c in ("speaker", "id") if rows and c in rows[0]), None)
+        if column is None:
+            raise DatasetError(f"{path}: needs a 'speaker' or 'id' column")
+        return {r[column].strip() for r in rows if r[column].strip()}
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def exclude(data: EmbeddingSet, names: set[str]) -> EmbeddingSet:
+    """The set without the clips whose speaker or id is in ``names`` (as written, or without a
+    mix's ``<source>/`` prefix); logs how many went."""
+    def hit(values: np.ndarray) -> np.ndarray:
+        return np.array([v in names or v.split("/", 1)[-1] in names for v in values.astype(str)], bool)
+
+    drop = hit(data.speakers) | hit(data.ids)
+    log.info("excluded %d clips of %d speakers (%d names listed)", int(drop.sum()),
+             len(set(data.speakers[drop].tolist())), len(names))
+    return data.subset(~drop)

@@ -104,3 +104,56 @@ def trainer_params(trainer_cfg: DictConfig) -> "TrainerParams":
     from src.training.loop import TrainerParams
 
     return TrainerParams(**OmegaConf.to_container(trainer_cfg, resolve=True))
+
+
+def source_data_config(source: str | DictConfig, paths_cfg: DictConfig) -> DictConfig:
+    """One source of a ``data=mix``, resolved against ``paths_cfg`` as written (so its embeddings
+    folder is ``models-embeddings/<its name>``), with the resolved paths under ``paths``.
+
+    Args:
+        source: a ``data=`` key (``conf/data/<key>.yaml``) or a whole data config (``name``,
+            ``manifest_path``, ...) written inline.
+
+    Raises:
+        ValueError: no such data config.
+    """
+    from importlib.resources import files
+
+    if OmegaConf.is_config(source) or isinstance(source, dict):
+        data = OmegaConf.create(OmegaConf.to_container(source, resolve=False) if OmegaConf.is_config(source)
+                                else source)
+        if not data.get("name"):
+            raise ValueError(f"an inline data source needs a name: {dict(data)}")
+    else:
+        path = files("conf") / "data" / f"{source}.yaml"
+        if not path.is_file():
+            known = sorted(p.name[:-5] for p in (files("conf") / "data").iterdir() if p.name.endswith(".yaml"))
+            raise ValueError(f"data source {source!r} is not a data config (conf/data/): one of {known}")
+        data = OmegaConf.load(str(path))
+    root = OmegaConf.create({"paths": OmegaConf.to_container(paths_cfg, resolve=False), "data": data})
+    OmegaConf.resolve(root)
+    return root
+
+
+def data_sources(data_cfg: DictConfig, paths_cfg: DictConfig) -> list["Source"]:
+    """The sources a ``data=`` config trains on: ``data=mix`` lists several (``data.sources``),
+    any other data config is one."""
+    from src.training.dataset import Source
+
+    if data_cfg.get("sources"):
+        cfgs = [source_data_config(n, paths_cfg) for n in data_cfg.sources]
+        return [Source(c.data.name, str(c.paths.embeddings_dir), c.data.get("corpus"), c.data.get("age_group"))
+                for c in cfgs]
+    return [Source(data_cfg.name, str(paths_cfg.embeddings_dir), data_cfg.get("corpus"), data_cfg.get("age_group"))]
+
+
+def head_params(cfg: DictConfig) -> "HeadParams":
+    """The train config's splits, balancing, age head, OOD gate and ``unknown`` threshold, typed."""
+    from src.training.run import HeadParams
+
+    holdout = cfg.get("holdout_corpus")
+    return HeadParams(stratify_by=tuple(cfg.data.get("stratify_by") or ()),
+                      holdout=("corpus", str(holdout)) if holdout else None,
+                      balance_within=cfg.data.get("balance_within"), age_head=bool(cfg.age_head),
+                      group_heads=bool(cfg.group_heads),
+                      ood_quantile=cfg.ood_quantile, unknown_below=float(cfg.unknown_below))

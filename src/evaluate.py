@@ -20,7 +20,8 @@ from src.embeddings.store import read_meta
 from src.models.checkpoint import TrainedClassifier
 from src.training.dataset import EmbeddingSet, load_embedding_set
 from src.training.metrics import full_metrics
-from src.training.run import METRICS_NAME, PREDICTIONS_NAME, write_json_atomic, write_predictions
+from src.training.run import (METRICS_NAME, PREDICTIONS_NAME, answer_columns, write_json_atomic,
+                              write_predictions)
 from src.training.runs import Run, open_run, resolve_run
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,14 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
         clf, data = _embedding_inputs(run, embeddings_dir)
         source = str(embeddings_dir)
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
+    answers = answer_columns(clf, data.x, p_cal)
     metrics = {"run": str(run.dir), "encoder": run.encoder, "data": name, "source": source,
-               "all": full_metrics(data.y, p_raw, p_cal, clf.threshold, data.speech_s, data.groups)}
+               "all": full_metrics(data.y, p_raw, p_cal, clf.threshold, data.speech_s, data.groups,
+                                   answers["answered"].astype(bool))}
     out = run.dir / f"eval-{name}"
     out.mkdir(exist_ok=True)
     write_predictions(out / PREDICTIONS_NAME, data, np.full(len(data), "eval"), p_raw[:, 1], p_cal[:, 1],
-                      clf.threshold)
+                      clf.threshold, answers)
     write_json_atomic(metrics, out / METRICS_NAME)
     a = metrics["all"]
     log.info("%s on %s: accuracy %.4f, balanced accuracy %.4f, ECE %.4f; by group: %s", run.encoder, name,

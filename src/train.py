@@ -20,9 +20,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import build_model, set_threads, trainer_params, vad_params
+from src.building import build_model, data_sources, head_params, set_threads, trainer_params, vad_params
 from src.embeddings.store import read_meta
-from src.training.dataset import load_embedding_set
+from src.training.dataset import exclude, load_sources, read_exclusions
 from src.training.run import train_run
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,25 @@ def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
     emb_dir = cfg.paths.embeddings_dir
     if cfg.data.get("features_dir"):  # a feature-only source: its store is written from the features
         prepare_feature_source(cfg.data, cfg.encoder.name, emb_dir)
-    data = load_embedding_set(emb_dir, cfg.encoder.name)
-    meta = read_meta(emb_dir, cfg.encoder.name)
+    sources = data_sources(cfg.data, cfg.paths)
+    data = load_sources(sources, cfg.encoder.name)
+    if cfg.get("exclude_path"):
+        data = exclude(data, read_exclusions(cfg.exclude_path))
+    metas = [read_meta(s.embeddings_dir, cfg.encoder.name) for s in sources]
+    hashes = {s.name: m.get("config_hash") for s, m in zip(sources, metas)}
+    if len(set(hashes.values())) > 1:
+        raise ValueError(f"the sources' {cfg.encoder.name} embeddings were made with different options "
+                         f"(config hashes {hashes}): extract them again with the same settings")
     info = {"data": cfg.data.name, "embeddings_dir": str(emb_dir), "run_dir": str(run_dir),
             "model": cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1],
             "model_class": cfg.model._target_}
+    if len(sources) > 1:
+        info["sources"] = {s.name: s.embeddings_dir for s in sources}
     if cfg.data.get("protocol"):  # a feature-only source's split protocol (random | official)
         info["protocol"] = cfg.data.protocol
     return train_run(data, run_dir, lambda dim: build_model(cfg.model, dim), trainer_params(cfg.trainer),
                      seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac, threshold=cfg.threshold,
-                     encoder_meta=meta, info=info)
+                     encoder_meta=metas[0], info=info, heads=head_params(cfg))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="train")

@@ -9,7 +9,7 @@ is either a torch ``nn.Module`` (logits out) or a fitted scikit-learn-style esti
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,19 @@ class TrainedClassifier:
     temperature: float = 1.0
     threshold: float = 0.5
     encoder: dict[str, Any] = field(default_factory=dict)
+    age_head: TrainedClassifier | None = None
+    group_temperatures: dict[str, float] = field(default_factory=dict)
+    group_heads: dict[str, TrainedClassifier] = field(default_factory=dict)
+    ood: OodGate | None = None
+    unknown_below: float = 0.6
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """(N, dim) embeddings -> the model's normalised inputs."""
+        return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """(N, dim) embeddings -> (N, n_classes) raw logits."""
-        z = ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
+        z = self.normalise(x)
         if not isinstance(self.model, torch.nn.Module):
             return estimator_logits(self.model, z)
         z = torch.from_numpy(z)
@@ -55,31 +64,68 @@ class TrainedClassifier:
         with torch.inference_mode():
             return self.model(z).numpy()
 
-    def predict_proba(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """(N, dim) -> (N, n_classes) probabilities, temperature-scaled when ``calibrated``."""
-        return softmax(self.logits(x) / (self.temperature if calibrated else 1.0))
+    def temperatures(self, x: np.ndarray) -> np.ndarray:
+        """(N,) the temperature of each row: its predicted age group's when one was fitted, else the overall one."""
+        if self.age_head is None or not self.group_temperatures:
+            return np.full(len(x), self.temperature)
+        groups = self.age_head.classes_of(x)
+        return np.array([self.group_temperatures.get(g, self.temperature) for g in groups])
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-        """Write everything needed to rebuild this object to ``path`` (atomically)."""
-        path = Path(path)
-        blob = {k: v for k, v in asdict(self).items() if k != "model"}
+    def predict_proba(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """(N, dim) -> (N, n_classes) probabilities, temperature-scaled when ``calibrated``.
+
+        With an age head, calibrated answers are the mixture over age groups of each group's own
+        gender head (or, for a group without one, this head with the group's temperature), weighted
+        by the age head's probabilities. Uncalibrated: this (pooled) head's softmax.
+        """
+        logits = self.logits(x)
+        if not calibrated:
+            return softmax(logits)
+        pooled = softmax(logits / self.temperatures(x)[:, None])
+        if self.age_head is None or not self.group_heads:
+            return pooled
+        p_age = self.age_head.predict_proba(x)
+        out = np.zeros_like(pooled)
+        for j, g in enumerate(self.age_head.classes):
+            out += p_age[:, [j]] * (self.group_heads[g].predict_proba(x) if g in self.group_heads else pooled)
+        return out
+
+    def classes_of(self, x: np.ndarray) -> list[str]:
+        """The most probable class name of each row."""
+        return [self.classes[i] for i in self.predict_proba(x).argmax(1)]
+
+    def outside(self, x: np.ndarray) -> np.ndarray:
+        """(N,) True where the input is unlike the training data (the OOD gate; all False without one)."""
+        return self.ood.outside(self.normalise(x)) if self.ood is not None else np.zeros(len(x), bool)
+
+    def to_blob(self) -> dict[str, Any]:
+        """Everything needed to rebuild this object, as plain values (and a state dict or a fitted estimator)."""
+        blob = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("model", "age_head", "ood", "group_heads")}
         if isinstance(self.model, torch.nn.Module):
             blob["state_dict"] = self.model.state_dict()
         else:
             blob["estimator"] = self.model  # pickled; load() already trusts the file (weights_only=False)
-        blob.update(mean=self.mean.tolist(), std=self.std.tolist(),
-                    classes=list(self.classes), extra=extra or {})
+        blob.update(mean=self.mean.tolist(), std=self.std.tolist(), classes=list(self.classes))
+        if self.age_head is not None:
+            blob["age_head"] = self.age_head.to_blob()
+        if self.ood is not None:
+            blob["ood"] = asdict(self.ood)
+        blob["group_heads"] = {g: h.to_blob() for g, h in self.group_heads.items()}
+        return blob
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write everything needed to rebuild this object to ``path`` (atomically)."""
+        path = Path(path)
+        blob = self.to_blob()
+        blob["extra"] = extra or {}
         tmp = path.with_suffix(".tmp")
         torch.save(blob, tmp)
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainedClassifier:
-        """Rebuild from :meth:`save`'s file."""
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob.get("kind") == "end_to_end":
-            raise ValueError(f"{path} holds an end-to-end network (encoder=melcnn), not a classifier on "
-                             f"embeddings: it cannot be loaded as a TrainedClassifier")
+    def from_blob(cls, blob: dict[str, Any]) -> TrainedClassifier:
+        """Rebuild from :meth:`to_blob`'s values."""
         if "estimator" in blob:
             model = blob["estimator"]
         else:
@@ -89,7 +135,48 @@ class TrainedClassifier:
         return cls(model=model, model_target=blob["model_target"], model_kwargs=blob["model_kwargs"],
                    mean=np.asarray(blob["mean"], np.float32), std=np.asarray(blob["std"], np.float32),
                    classes=tuple(blob["classes"]), temperature=float(blob["temperature"]),
-                   threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
+                   threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}),
+                   age_head=cls.from_blob(blob["age_head"]) if blob.get("age_head") else None,
+                   group_temperatures={k: float(v) for k, v in (blob.get("group_temperatures") or {}).items()},
+                   group_heads={g: cls.from_blob(b) for g, b in (blob.get("group_heads") or {}).items()},
+                   ood=OodGate(**blob["ood"]) if blob.get("ood") else None,
+                   unknown_below=float(blob.get("unknown_below", 0.6)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedClassifier:
+        """Rebuild from :meth:`save`'s file."""
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if blob.get("kind") == "end_to_end":
+            raise ValueError(f"{path} holds an end-to-end network (encoder=melcnn), not a classifier on "
+                             f"embeddings: it cannot be loaded as a TrainedClassifier")
+        return cls.from_blob(blob)
+
+
+@dataclass
+class OodGate:
+    """Says which inputs are unlike the training data: the squared Mahalanobis distance of the
+    normalised input to the training inputs' mean (covariance shrunk by Ledoit-Wolf) over a
+    threshold, a high quantile of the validation clips' distances (Lee et al. 2018 use the same
+    distance, per class, for out-of-distribution detection).
+
+    Attributes:
+        location: (dim,) mean of the normalised training inputs; ``precision`` (dim, dim) the inverse covariance.
+        threshold: distances above this are outside; ``quantile`` the share of validation clips under it.
+    """
+
+    location: np.ndarray
+    precision: np.ndarray
+    threshold: float
+    quantile: float
+
+    def distance(self, z: np.ndarray) -> np.ndarray:
+        """(N, dim) normalised inputs -> (N,) squared Mahalanobis distances."""
+        d = np.asarray(z, np.float64) - np.asarray(self.location, np.float64)
+        return np.einsum("ij,jk,ik->i", d, np.asarray(self.precision, np.float64), d)
+
+    def outside(self, z: np.ndarray) -> np.ndarray:
+        """(N,) True where the distance is over the threshold."""
+        return self.distance(z) > self.threshold
 
 
 PROBA_FLOOR = 1e-7  # log(predict_proba) of a forest's 0/1 votes stays finite

@@ -112,12 +112,28 @@ def _evaluate(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Te
         return float(loss_fn(logits, y)), float((logits.argmax(1) == y).float().mean())
 
 
+class WeightedCrossEntropy(nn.Module):
+    """Cross-entropy with a weight per row of the data it is called on (looked up by row index)."""
+
+    def __init__(self, weights: np.ndarray):
+        super().__init__()
+        self.weights = torch.as_tensor(weights, dtype=torch.float32)
+        self.rows: torch.Tensor | None = None  # the row indices of the next call; None: all rows
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        w = self.weights if self.rows is None else self.weights[self.rows]
+        return (nn.functional.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
+
+
 def train_classifier(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                     y_val: np.ndarray, params: TrainerParams, seed: int = 0, writer=None) -> History:
+                     y_val: np.ndarray, params: TrainerParams, seed: int = 0, writer=None,
+                     sample_weights: tuple[np.ndarray, np.ndarray] | None = None) -> History:
     """Train ``model`` in place on normalised inputs; at the end it holds the best-val-loss weights.
 
     Args:
         writer: optional TensorBoard ``SummaryWriter`` for per-epoch scalars.
+        sample_weights: (train, val) per-clip loss weights that replace the class weights (e.g.
+            classes balanced inside each age group); with ``balance=sampler`` they weight the sampling.
     """
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -127,6 +143,12 @@ def train_classifier(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
     sample_w = w[y_train] if params.balance == "sampler" else None
     train_loss_fn = nn.CrossEntropyLoss(weight=loss_weight)
     val_loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_val, n_classes), dtype=torch.float32))
+    if sample_weights is not None:
+        if params.balance == "sampler":
+            sample_w = sample_weights[0]
+        elif params.balance == "weighted_loss":
+            train_loss_fn = WeightedCrossEntropy(sample_weights[0])
+        val_loss_fn = WeightedCrossEntropy(sample_weights[1])
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
     opt = _make_optimizer(model, params)
@@ -136,8 +158,12 @@ def train_classifier(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
         model.train()
         for idx in _batches(len(yt), params.batch_size, gen, sample_w):
             opt.zero_grad()
+            if isinstance(train_loss_fn, WeightedCrossEntropy):
+                train_loss_fn.rows = idx
             train_loss_fn(model(xt[idx]), yt[idx]).backward()
             opt.step()
+        if isinstance(train_loss_fn, WeightedCrossEntropy):
+            train_loss_fn.rows = None
         tl, ta = _evaluate(model, train_loss_fn, xt, yt)
         vl, va = _evaluate(model, val_loss_fn, xv, yv)
         for name, v in (("train_loss", tl), ("val_loss", vl), ("train_acc", ta), ("val_acc", va)):

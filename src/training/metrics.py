@@ -74,11 +74,49 @@ def duration_bucket(speech_s: np.ndarray) -> np.ndarray:
     return out.astype(str)
 
 
+CONFIDENT_P = 0.9  # an answer whose top probability is at least this is a confident one
+
+
+def selective_metrics(y: np.ndarray, proba: np.ndarray, answered: np.ndarray, threshold: float = 0.5) -> dict:
+    """How far a set of answers can be trusted.
+
+    Args:
+        answered: (N,) False where the pipeline says ``unknown`` (not sure, or unlike its training data).
+
+    Returns: ``n``; ``balanced_accuracy`` and ``ece`` of every clip (forced answers); ``coverage`` (share
+    answered) and the ``answered_accuracy``; ``confident_share`` (answered with top probability
+    >= :data:`CONFIDENT_P`) and ``confident_wrong`` (the share of those that are wrong).
+    """
+    pred = (proba[:, 1] >= threshold).astype(int)
+    right = pred == y
+    confident = answered & (proba.max(axis=1) >= CONFIDENT_P)
+    both = len(set(y.tolist())) == len(CLASSES)
+    return {"n": int(len(y)),
+            "accuracy": float(right.mean()) if len(y) else None,
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if both else None,
+            "ece": expected_calibration_error(y, proba) if len(y) else None,
+            "coverage": float(answered.mean()) if len(y) else None,
+            "answered_accuracy": float(right[answered].mean()) if answered.any() else None,
+            "confident_share": float(confident.mean()) if len(y) else None,
+            "n_confident": int(confident.sum()),
+            "confident_wrong": float((~right[confident]).mean()) if confident.any() else None}
+
+
 def full_metrics(y: np.ndarray, proba_raw: np.ndarray, proba_cal: np.ndarray, threshold: float,
-                 speech_s: np.ndarray, groups: dict[str, np.ndarray]) -> dict:
+                 speech_s: np.ndarray, groups: dict[str, np.ndarray], answered: np.ndarray | None = None) -> dict:
     """Everything reported for one split: core metrics on calibrated probabilities, ECE before
-    and after temperature scaling, accuracy by speech-duration bucket and by each group column."""
+    and after temperature scaling, accuracy by speech-duration bucket and by each group column,
+    and (:func:`selective_metrics`) how far the answers can be trusted, overall and per group value.
+
+    Args:
+        answered: (N,) False where the answer is ``unknown``; ``None``: every clip answered.
+    """
+    answered = np.ones(len(y), bool) if answered is None else answered
     m = core_metrics(y, proba_cal, threshold)
+    m["selective"] = selective_metrics(y, proba_cal, answered, threshold)
+    m["selective_by_group"] = {g: {str(k) or "(none)": selective_metrics(y[v == k], proba_cal[v == k],
+                                                                         answered[v == k], threshold)
+                                   for k in sorted(set(v.tolist()))} for g, v in groups.items()}
     m["ece_before_calibration"] = expected_calibration_error(y, proba_raw)
     m["log_loss_before_calibration"] = float(log_loss(y, proba_raw, labels=list(range(len(CLASSES)))))
     pred = (proba_cal[:, 1] >= threshold).astype(int)

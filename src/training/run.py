@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier, estimator_logits, softmax
 from src.training.calibration import fit_temperature
 from src.training.dataset import EmbeddingSet
+from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
 from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
 from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
 from src.training.runs import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
@@ -42,17 +44,48 @@ def write_json_atomic(obj: Any, path: Path) -> None:
 
 
 def write_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray,
-                      threshold: float) -> None:
-    """One row per clip: identity, split, truth, probabilities, prediction."""
+                      threshold: float, extra: dict[str, np.ndarray] | None = None) -> None:
+    """One row per clip: identity, split, truth, probabilities, prediction, then the group columns
+    and any ``extra`` columns (e.g. the age head's answer, whether the clip was answered)."""
     pred = (p_cal >= threshold).astype(int)
+    extra = extra or {}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "path", "speaker", "split", "gender", "speech_s", "p_male_uncalibrated", "p_male",
-                    "predicted", "correct", *data.groups])
+                    "predicted", "correct", *data.groups, *extra])
         for i in range(len(data)):
             w.writerow([data.ids[i], data.paths[i], data.speakers[i], splits[i], CLASSES[data.y[i]],
                         f"{data.speech_s[i]:.3f}", f"{p_raw[i]:.6f}", f"{p_cal[i]:.6f}", CLASSES[pred[i]],
-                        int(pred[i] == data.y[i]), *[data.groups[g][i] for g in data.groups]])
+                        int(pred[i] == data.y[i]), *[data.groups[g][i] for g in data.groups],
+                        *[v[i] for v in extra.values()]])
+
+
+def answer_columns(clf: TrainedClassifier, x: np.ndarray, p_cal: np.ndarray) -> dict[str, np.ndarray]:
+    """What the pipeline would answer beside p(male): ``answered`` (not ``unknown``: sure enough
+    and like the training data), ``outside`` (the OOD gate) and, with an age head, the age group
+    and its probability."""
+    outside = clf.outside(x)
+    cols = {"answered": ((p_cal.max(axis=1) >= clf.unknown_below) & ~outside).astype(int),
+            "outside": outside.astype(int)}
+    if clf.age_head is not None:
+        pa = clf.age_head.predict_proba(x)
+        cols["predicted_age_group"] = np.array(clf.age_head.classes)[pa.argmax(1)]
+        cols["p_age_group"] = np.round(pa.max(1), 6)
+    return cols
+
+
+def age_head_metrics(clf: TrainedClassifier, x: np.ndarray, age_group: np.ndarray) -> dict | None:
+    """Accuracy, balanced accuracy and confusion of the age head on the clips with a known age group."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
+
+    known = np.isin(age_group, clf.age_head.classes) if clf.age_head is not None else np.zeros(len(x), bool)
+    if not known.any():
+        return None
+    pred = np.array(clf.age_head.classes_of(x[known]))
+    labels = list(clf.age_head.classes)
+    return {"n": int(known.sum()), "accuracy": float(accuracy_score(age_group[known], pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(age_group[known], pred)),
+            "labels": labels, "confusion_matrix": confusion_matrix(age_group[known], pred, labels=labels).tolist()}
 
 
 def _log_to_tensorboard(writer, data: EmbeddingSet, splits: np.ndarray, p_cal: np.ndarray,
@@ -80,20 +113,94 @@ def input_normalisation(x: np.ndarray, floor_share: float = 0.1) -> tuple[np.nda
 
 
 def fit_estimator(estimator: Any, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                  y_val: np.ndarray) -> History:
+                  y_val: np.ndarray, sample_weight: np.ndarray | None = None) -> History:
     """Fit a scikit-learn-style estimator on train; the history holds its (class-weighted) val log loss.
 
-    There are no epochs: ``epochs`` and ``best_epoch`` stay 0.
+    There are no epochs: ``epochs`` and ``best_epoch`` stay 0. ``sample_weight`` is passed to
+    ``fit`` when the estimator takes it (a warning says when it does not).
     """
-    estimator.fit(x_train, y_train)
+    import inspect
+
+    if sample_weight is not None and "sample_weight" in inspect.signature(estimator.fit).parameters:
+        estimator.fit(x_train, y_train, sample_weight=sample_weight)
+    else:
+        if sample_weight is not None:
+            log.warning("%s.fit takes no sample_weight: classes are not balanced inside groups",
+                        type(estimator).__name__)
+        estimator.fit(x_train, y_train)
     hist = History()
     hist.best_val_loss = weighted_log_loss(y_val, softmax(estimator_logits(estimator, x_val)))
     return hist
 
 
+def fit_head(model: Any, z: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, params: TrainerParams,
+             seed: int, weights: np.ndarray | None = None, writer=None) -> History:
+    """Train ``model`` (a torch module or an estimator) on the normalised ``z[tr]``, with ``va`` for early
+    stopping (torch) and the validation loss; ``weights``: per-clip loss weights (``None``: the
+    trainer's class balancing)."""
+    if isinstance(model, nn.Module):
+        hist = train_classifier(model, z[tr], y[tr], z[va], y[va], params, seed=seed, writer=writer,
+                                sample_weights=None if weights is None else (weights[tr], weights[va]))
+        model.eval()
+        return hist
+    return fit_estimator(model, z[tr], y[tr], z[va], y[va], sample_weight=None if weights is None else weights[tr])
+
+
+MIN_GROUP_HEAD_SPEAKERS = 4  # training speakers per class an age group needs for a gender head of its own
+
+
+def fit_group_head(make_model: Callable[[int], tuple[Any, str, dict]], data: EmbeddingSet, z: np.ndarray,
+                   tr: np.ndarray, va: np.ndarray, params: TrainerParams, seed: int, base: TrainedClassifier,
+                   group: str) -> TrainedClassifier | None:
+    """A gender head of the same kind trained on one age group's clips only (classes balanced),
+    temperature-scaled on that group's validation clips; ``None`` when the group has fewer than
+    :data:`MIN_GROUP_HEAD_SPEAKERS` training speakers of a class or its validation clips lack a class
+    (the pooled head answers for it then)."""
+    speakers = [len(set(data.speakers[tr & (data.y == c)].tolist())) for c in range(len(CLASSES))]
+    if min(speakers) < MIN_GROUP_HEAD_SPEAKERS or len(set(data.y[va].tolist())) < len(CLASSES):
+        log.info("age group %s: no gender head of its own (training speakers per class %s)", group, speakers)
+        return None
+    seed_everything(seed)
+    model, target, kwargs = make_model(data.dim)
+    fit_head(model, z, data.y, tr, va, params, seed, balanced_weights(data.y, None))
+    head = TrainedClassifier(model=model, model_target=target, model_kwargs=kwargs, mean=base.mean, std=base.std,
+                             classes=CLASSES, threshold=base.threshold, encoder=base.encoder)
+    head.temperature = fit_temperature(head.logits(data.x[va]), data.y[va])
+    log.info("age group %s: gender head on %d clips (speakers per class %s), T=%.2f", group, int(tr.sum()),
+             speakers, head.temperature)
+    return head
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """How a run makes its answers trustworthy and its data fair (``conf/train.yaml``).
+
+    Attributes:
+        stratify_by: group columns whose cells (with gender) keep their share in every split.
+        holdout: ``(group column, value)``: those clips are the test split (one corpus left out).
+        balance_within: a group column inside each value of which the classes weigh the same.
+        age_head: fit a child / teen / adult head (and a temperature per predicted age group)
+            when the data has ``age_group`` values.
+        group_heads: with the age head, a gender head per age group that has the speakers for one;
+            the answer is their mixture weighted by the age head's probabilities.
+        ood_quantile: the OOD gate's threshold, a quantile of the validation clips' distances
+            (``None``: no gate).
+        unknown_below: answers whose top calibrated probability is under this are ``unknown``.
+    """
+
+    stratify_by: tuple[str, ...] = ()
+    holdout: tuple[str, str] | None = None
+    balance_within: str | None = None
+    age_head: bool = True
+    group_heads: bool = True
+    ood_quantile: float | None = None
+    unknown_below: float = 0.6
+
+
 def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tuple[Any, str, dict]],
               params: TrainerParams, seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
-              threshold: float = 0.5, encoder_meta: dict | None = None, info: dict | None = None) -> dict:
+              threshold: float = 0.5, encoder_meta: dict | None = None, info: dict | None = None,
+              heads: HeadParams = HeadParams()) -> dict:
     """Train, calibrate and evaluate one classifier; returns the metrics written to ``metrics.json``.
 
     Args:
@@ -101,13 +208,22 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
             ``nn.Module`` or an estimator with ``fit`` and ``predict_proba``/``decision_function``.
         encoder_meta: the embeddings' sidecar (encoder name, weights, config hash), kept in the checkpoint.
         info: anything else to record in ``metrics.json`` (data source, throughput, ...).
+        heads: splits, balancing, age head, OOD gate and ``unknown`` threshold (:class:`HeadParams`).
     """
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    splits, counts = make_splits(data, val_frac, test_frac, seed)
+    holdout = None
+    if heads.holdout is not None:
+        column, value = heads.holdout
+        if column not in data.groups or not (data.groups[column] == value).any():
+            known = sorted(set(data.groups.get(column, np.array([])).tolist()))
+            raise ValueError(f"holdout {column}={value!r}: no such clip (values: {known})")
+        holdout = data.groups[column] == value
+    splits, counts = make_splits(data, val_frac, test_frac, seed, heads.stratify_by, holdout)
     tr, va = splits == "train", splits == "val"
+    weights = (balanced_weights(data.y, data.groups[heads.balance_within]) if heads.balance_within else None)
     seed_everything(seed)  # before the model exists, so its initial weights are seeded too
     model, target, kwargs = make_model(data.dim)
     if getattr(model, "raw_inputs", False):  # e.g. the pitch threshold, in Hz
@@ -116,17 +232,26 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
         mean, std = input_normalisation(data.x[tr])
     z = ((data.x - mean) / std).astype(np.float32)
     writer = SummaryWriter(log_dir=str(run_dir))
-    if isinstance(model, nn.Module):
-        hist: History = train_classifier(model, z[tr], data.y[tr], z[va], data.y[va], params, seed=seed,
-                                         writer=writer)
-        model = model.eval()
-    else:
-        hist = fit_estimator(model, z[tr], data.y[tr], z[va], data.y[va])
+    hist = fit_head(model, z, data.y, tr, va, params, seed, weights, writer)
     clf = TrainedClassifier(model=model, model_target=target, model_kwargs=kwargs, mean=mean, std=std,
-                            classes=CLASSES, threshold=threshold, encoder=encoder_meta or {})
+                            classes=CLASSES, threshold=threshold, encoder=encoder_meta or {},
+                            unknown_below=heads.unknown_below)
     logits = clf.logits(data.x)
     clf.temperature = fit_temperature(logits[va], data.y[va])
+    if heads.age_head and "age_group" in data.groups:
+        ages = data.groups["age_group"]
+        clf.age_head = fit_age_head(data.x[tr], ages[tr], data.speakers[tr], data.x[va], ages[va], mean, std, seed)
+        if heads.group_heads and clf.age_head is not None:
+            for g in clf.age_head.classes:
+                head = fit_group_head(make_model, data, z, tr & (ages == g), va & (ages == g), params, seed, clf, g)
+                if head is not None:
+                    clf.group_heads[g] = head
+        clf.group_temperatures = fit_group_temperatures(clf, data.x[va], data.y[va])
+    if heads.ood_quantile is not None:
+        clf.ood = fit_ood(z[tr], z[va], heads.ood_quantile)
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
+    answers = answer_columns(clf, data.x, p_cal)
+    answered = answers["answered"].astype(bool)
     metrics: dict[str, Any] = {
         **(info or {}), "encoder": encoder_meta or {}, "seed": seed, "splits": counts,
         "balance": params.balance, "class_weights": class_weights(data.y[tr], len(CLASSES)).tolist(),
@@ -138,11 +263,21 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
     for s in ("val", "test"):
         m = splits == s
         metrics[s] = full_metrics(data.y[m], p_raw[m], p_cal[m], threshold, data.speech_s[m],
-                                  {g: v[m] for g, v in data.groups.items()})
+                                  {g: v[m] for g, v in data.groups.items()}, answered[m])
+    if clf.age_head is not None:
+        metrics["age_group"] = {"classes": list(clf.age_head.classes), "temperature": clf.age_head.temperature,
+                                "group_temperatures": clf.group_temperatures,
+                                **{s: age_head_metrics(clf, data.x[splits == s], data.groups["age_group"][splits == s])
+                                   for s in ("train", "val", "test")}}
+    if clf.ood is not None:
+        metrics["ood"] = {"quantile": clf.ood.quantile, "threshold": clf.ood.threshold,
+                          **{s: float(answers["outside"][splits == s].mean()) for s in ("train", "val", "test")}}
+    if heads.holdout is not None:
+        metrics["holdout"] = {"column": heads.holdout[0], "value": heads.holdout[1]}
     _log_to_tensorboard(writer, data, splits, p_cal[:, 1], metrics, max(hist.epochs, 1))
     writer.close()
     clf.save(run_dir / CHECKPOINT_NAME, extra={"history": hist.__dict__})
-    write_predictions(run_dir / PREDICTIONS_NAME, data, splits, p_raw[:, 1], p_cal[:, 1], threshold)
+    write_predictions(run_dir / PREDICTIONS_NAME, data, splits, p_raw[:, 1], p_cal[:, 1], threshold, answers)
     write_json_atomic(metrics, run_dir / METRICS_NAME)
     log.info("test: accuracy %.4f, balanced accuracy %.4f, ECE %.4f -> %.4f after T=%.2f (%d epochs)",
              metrics["test"]["accuracy"], metrics["test"]["balanced_accuracy"],

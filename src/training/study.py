@@ -1,33 +1,24 @@
 """A study: every system trained on one source with the same speaker-disjoint splits and seeds,
 then applied to other sources (cross-corpus), summarised as mean +- sd over seeds.
 
-Each step is one of the verbs' functions (extract, train, evaluate) on a config composed like
-the verb's own, so a study run is the same as typing the commands. Finished steps are
-skipped on a rerun (embeddings resume, a run folder with ``metrics.json`` is kept, an
-evaluation with its ``metrics.json`` too), so a killed study goes on where it stopped. A
-system whose encoder cannot be loaded here (hub weights without network access) gets a row
-that says why, and the study goes on.
+The steps are run by the ``python -m src.study`` verb; this module holds what they produce:
+the result of a system and the tables (the cross-corpus one and the leave-one-corpus-out one).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from src.training.runs import METRICS_NAME
 
 log = logging.getLogger(__name__)
-
-Compose = Callable[[str, Sequence[str]], DictConfig]  # (config name, overrides) -> config
-
 
 @dataclass
 class SystemResult:
@@ -38,47 +29,13 @@ class SystemResult:
     unavailable: str | None = None
 
 
-def run_system(name: str, overrides: Sequence[str], compose: Compose, train_data: str, eval_data: Sequence[str],
-               seeds: Sequence[int], out_dir: Path) -> SystemResult:
-    """Extract (when the encoder has embeddings), train one run per seed, evaluate each run on
-    every ``eval_data`` source; skip what is already done."""
-    from src.encoders.base import EncoderLoadError
-    from src.evaluate import evaluate_run
-    from src.extract import run_extract
-    from src.train import run_train
-
-    result = SystemResult(name)
-    end_to_end = bool(compose("train", [*overrides, f"data={train_data}"]).encoder.get("end_to_end"))
-    encoder_overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+").startswith("encoder")]
-    try:
-        if not end_to_end:
-            for data in dict.fromkeys([train_data, *eval_data]):
-                run_extract(compose("extract", [*encoder_overrides, f"data={data}", "progress=false"]))
-    except EncoderLoadError as e:
-        result.unavailable = re.split(r"[.;] ", str(e).splitlines()[0])[0]  # the reason; the how-to is in the log
-        log.warning("%s: not run: %s", name, result.unavailable)
-        return result
-    for seed in seeds:
-        run_dir = out_dir / name / f"seed{seed}"
-        cfg = compose("train", [*overrides, f"data={train_data}", f"seed={seed}"])
-        if not (run_dir / METRICS_NAME).exists():
-            log.info("%s seed %d: training", name, seed)
-            run_train(cfg, run_dir)
-        for data in eval_data:
-            if not (run_dir / f"eval-{data}" / METRICS_NAME).exists():
-                data_cfg = compose("train", [*overrides, f"data={data}"])
-                evaluate_run(run_dir, data_cfg.paths.embeddings_dir, data, data_cfg.data)
-        result.run_dirs.append(run_dir)
-    return result
-
-
-def _mean_sd(values: list[float | None], scale: float = 100.0) -> str:
+def _mean_sd(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
     """``95.4 ± 4.7`` (fractions as percent by default) over the seeds that have the value; one
     value: no ``±``."""
     v = np.array([x for x in values if x is not None], float) * scale
     if not len(v):
         return ""
-    return f"{v.mean():.1f}" + (f" ± {v.std(ddof=1):.1f}" if len(v) > 1 else "")
+    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
 
 
 def _group_accuracy(metrics: dict, group: str, value: str) -> float | None:
@@ -122,3 +79,50 @@ def study_table(results: list[SystemResult], train_data: str, eval_data: Sequenc
     table = pd.DataFrame([study_row(r, train_data, eval_data, groups) for r in results]).fillna("")
     table = table[[c for c in table.columns if c != "note"] + ["note"]]
     return table.loc[:, (table != "").any()]
+
+
+LOCO_AGE_GROUPS = ("adult", "child", "teen")
+
+
+def _selective(metrics: dict, group: str | None, value: str | None) -> dict:
+    if group is None:
+        return metrics["selective"]
+    return metrics.get("selective_by_group", {}).get(group, {}).get(value) or {}
+
+
+def loco_rows(result: SystemResult, corpus: str) -> list[dict]:
+    """The rows of one system with one corpus left out: every clip of the corpus, then each age
+    group apart; mean ± sd over seeds of the forced answers' balanced accuracy (accuracy where the
+    group holds one gender), ECE, the share answered (coverage), the accuracy of the answered
+    clips and the share of confident answers (top p >= 0.9) that are wrong."""
+    runs = [json.loads((d / METRICS_NAME).read_text())["test"] for d in result.run_dirs]
+    rows = []
+    for label, group, value in [("all", None, None), *[(g, "age_group", g) for g in LOCO_AGE_GROUPS]]:
+        sel = [_selective(m, group, value) for m in runs]
+        if not any(sel):
+            continue
+        balanced = [s.get("balanced_accuracy") for s in sel]
+        use_balanced = all(b is not None for b in balanced)
+        rows.append({
+            "system": result.name, "left out": corpus, "clips": f"{label} ({sel[0].get('n', 0)})",
+            "balanced acc.": _mean_sd(balanced if use_balanced else [s.get("accuracy") for s in sel])
+            + ("" if use_balanced else " (acc.)"),
+            "ECE": _mean_sd([s.get("ece") for s in sel], scale=1.0, digits=3),
+            "coverage": _mean_sd([s.get("coverage") for s in sel]),
+            "answered acc.": _mean_sd([s.get("answered_accuracy") for s in sel]),
+            "confident wrong": _mean_sd([s.get("confident_wrong") for s in sel]),
+            "confident answers": f"{np.mean([s.get('n_confident', 0) for s in sel]):.0f}"})
+    return rows
+
+
+def loco_table(results: dict[str, list[SystemResult]]) -> pd.DataFrame:
+    """One block of rows per (left-out corpus, system): see :func:`loco_rows`; a system that could
+    not run gets one row saying why."""
+    rows = []
+    for corpus, per_system in results.items():
+        for r in per_system:
+            if r.unavailable:
+                rows.append({"system": r.name, "left out": corpus, "note": f"not run: {r.unavailable}"})
+            elif r.run_dirs:
+                rows.extend(loco_rows(r, corpus))
+    return pd.DataFrame(rows).fillna("")

@@ -18,7 +18,8 @@ demo: setup  ## the main job on the bundled sample
 	$(BIN)/python -m src.train encoder=resemblyzer
 	$(BIN)/python -m src.analyze run=latest:resemblyzer
 	$(BIN)/python -m src.compare
-	$(BIN)/python -m src.predict run=latest:resemblyzer input=data/sample/audio/vctk-p225 format=csv
+	$(BIN)/python -m src.predict run=latest:resemblyzer input=data/sample/audio/vctk-p225 format=text progress=false
+	$(BIN)/python -m src.predict run=default input=data/sample/audio/vctk-p225 format=text progress=false
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q

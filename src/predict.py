@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.building import set_threads
-from src.training.runs import resolve_run
+from src.inference.pretrained import resolve_model
 from src.inference.outputs import write_results
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 
@@ -60,7 +60,7 @@ def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progr
 def run_predict(cfg: DictConfig) -> int:
     """Predict every input and write the results; returns the count."""
     set_threads(cfg.num_threads)
-    pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
+    pipe = GenderPipeline.from_run(resolve_model(cfg.run, cfg.paths.runs_dir), device=cfg.device,
                                    unknown_below=cfg.unknown_below,
                                    timeline_params=TimelineParams(**cfg.timeline_params))
     files = list_inputs(cfg.input)

@@ -21,7 +21,8 @@ from src.building import set_threads
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
 from src.serving.app import ServeSettings, create_app
-from src.training.runs import open_run, resolve_run
+from src.inference.pretrained import resolve_model
+from src.training.runs import open_run
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def run_serve(cfg: DictConfig) -> None:
     import uvicorn
 
     set_threads(cfg.num_threads)
-    run_dir = resolve_run(cfg.run, cfg.paths.runs_dir)
+    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
     settings = serve_settings(cfg, run_dir.name)
     factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,

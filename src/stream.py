@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.building import set_threads
-from src.training.runs import resolve_run
+from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     try:
         chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load
-        pipe = GenderPipeline.from_run(resolve_run(cfg.run, cfg.paths.runs_dir), device=cfg.device,
+        pipe = GenderPipeline.from_run(resolve_model(cfg.run, cfg.paths.runs_dir), device=cfg.device,
                                        unknown_below=cfg.unknown_below)
         streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
         talk = run_stream(chunks, streamer, cfg.every_hop)

@@ -135,3 +135,27 @@ def test_holdout_corpus_is_the_test_split(mix_run):
     assert metrics["holdout"] == {"column": "corpus", "value": "vctk"}
     with pytest.raises(ValueError, match="holdout corpus='nope': no such clip"):
         run_train(compose_cfg("train", *_COMMON, "model=logreg", "holdout_corpus=nope"), root / "loco-bad")
+
+
+def test_shipped_default_model_answers_when_no_run_exists(run_cli, tmp_path):
+    """From a checkout with no runs, predict uses models/default and says so in every row. The
+    sample's clips are part of that model's training data (they are copies of ../shared clips), so
+    this checks the shipped model loads and answers with its age group, not its accuracy."""
+    empty = tmp_path / "runs"
+    empty.mkdir()
+    proc = run_cli("src.predict", "input=data/sample/audio/vctk-p225", "format=csv", f"paths.runs_dir={empty}",
+                   "progress=false")
+    rows = pd.read_csv(__import__("io").StringIO(proc.stdout))
+    assert len(rows) == 2 and {"age_group", "p_age_group", "model"} <= set(rows.columns)
+    assert (rows.model == "default").all() and (rows.status == "ok").all()
+    assert set(rows.age_group) <= set(AGE_GROUPS) and rows.p_age_group.between(1 / 3, 1).all()
+    assert (rows.label == "female").all()  # p225 is a woman (VCTK's speaker table)
+    assert "using the shipped model" in proc.stderr
+
+
+def test_from_pretrained_is_the_shipped_model(sample_clips):
+    pipe = GenderPipeline.from_pretrained()
+    assert pipe.encoder.name == "resemblyzer_egemaps" and pipe.classifier.age_head is not None
+    child = next(c for c in sample_clips if c.groups["age_group"] == "child")
+    r = pipe(child.path)
+    assert r.status == "ok" and r.model.startswith("default") and r.age_group in AGE_GROUPS

@@ -1,4 +1,4 @@
-"""Writing prediction results as JSONL, CSV or RTTM."""
+"""Writing prediction results as JSONL, CSV, RTTM or one explained line of text per file."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import TextIO
 
 from src.inference.pipeline import GenderResult
 
-FORMATS = ("jsonl", "csv", "rttm")
+FORMATS = ("jsonl", "csv", "rttm", "text")
 CSV_FIELDS = ("path", "label", "p_female", "p_male", "speech_s", "duration_s", "status", "reason",
               "speaking_time_female_s", "speaking_time_male_s", "speaking_time_unknown_s", "segments",
-              "age_band", "p_age_band")
+              "age_band", "p_age_band", "age_group", "p_age_group", "model")
 
 
 def file_id(path: str | None) -> str:
@@ -33,8 +33,21 @@ def csv_row(result: GenderResult) -> dict:
     for label in ("female", "male", "unknown"):
         row[f"speaking_time_{label}_s"] = result.speaking_time_s.get(label, 0.0)
     row["segments"] = len(result.timeline)
-    row["age_band"], row["p_age_band"] = result.age_band, result.p_age_band
+    for k in ("age_band", "p_age_band", "age_group", "p_age_group", "model"):
+        row[k] = getattr(result, k)
     return row
+
+
+def text_line(result: GenderResult) -> str:
+    """One line a person reads: the answer, how sure, the age group, how much speech, which model."""
+    name = Path(result.path).name if result.path else "audio"
+    if result.status != "ok":
+        return f"{name}: {result.status} ({result.reason}) [model: {result.model}]"
+    p = max(result.p_male, result.p_female)
+    answer = (f"{result.label} (p = {p:.2f})" if result.label != "unknown"
+              else f"unknown: {result.reason} (p(male) = {result.p_male:.2f})")
+    age = f", {result.age_group} voice (p = {result.p_age_group:.2f})" if result.age_group else ""
+    return f"{name}: {answer}{age}, from {result.speech_s:.1f} s of speech [model: {result.model}]"
 
 
 def write_results(results: Iterable[GenderResult], fmt: str, out: TextIO) -> int:
@@ -50,6 +63,8 @@ def write_results(results: Iterable[GenderResult], fmt: str, out: TextIO) -> int
             out.write(json.dumps(r.to_dict()) + "\n")
         elif fmt == "csv":
             writer.writerow(csv_row(r))
+        elif fmt == "text":
+            out.write(text_line(r) + "\n")
         else:
             out.writelines(line + "\n" for line in rttm_lines(r))
         out.flush()

@@ -48,9 +48,12 @@ class Segment:
 class GenderResult:
     """The answer for one recording.
 
-    ``label`` is ``female``, ``male`` or ``unknown`` (no speech, or confidence under
-    the pipeline's ``unknown_below``); ``status`` is ``ok``, ``no_speech`` or ``error``.
-    ``age_band`` and its (uncalibrated) probability come from runs with an age head only.
+    ``label`` is ``female``, ``male`` or ``unknown`` (no speech, confidence under the
+    pipeline's ``unknown_below``, or a voice unlike the model's training data: ``reason`` says
+    which); ``status`` is ``ok``, ``no_speech`` or ``error``. ``age_group`` (child / teen / adult)
+    and its calibrated probability come from models trained where ages exist; ``age_band`` and its
+    (uncalibrated) probability from end-to-end runs with an age head. ``model`` names the model
+    that answered.
     """
 
     label: str
@@ -65,6 +68,9 @@ class GenderResult:
     timeline: list[Segment] = field(default_factory=list)
     speaking_time_s: dict[str, float] = field(default_factory=dict)
     path: str | None = None
+    age_group: str | None = None
+    p_age_group: float | None = None
+    model: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,20 +83,23 @@ class GenderPipeline:
         classifier: the trained head (normalisation, temperature, threshold inside).
         encoder: must be the encoder the classifier was trained on.
         segmenter: Silero VAD.
-        unknown_below: answer ``unknown`` when the calibrated top probability is under this.
+        unknown_below: answer ``unknown`` when the calibrated top probability is under this
+            (``None``: the model's own, set when it was trained).
         min_speech_s: less speech than this is ``no_speech``.
         age_classifier: an age-band head on the same features (end-to-end runs with one), or None.
+        model_name: what to call the model in every answer (``GenderResult.model``).
     """
 
     def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
-                 unknown_below: float = 0.6, min_speech_s: float = 0.25,
+                 unknown_below: float | None = None, min_speech_s: float = 0.25,
                  timeline_params: TimelineParams = TimelineParams(), max_duration_s: float = 4 * 3600.0,
-                 age_classifier: TrainedClassifier | None = None):
+                 age_classifier: TrainedClassifier | None = None, model_name: str | None = None):
         self.classifier = classifier
         self.age_classifier = age_classifier
         self.encoder = encoder
         self.segmenter = segmenter
-        self.unknown_below = unknown_below
+        self.model_name = model_name
+        self.unknown_below = classifier.unknown_below if unknown_below is None else unknown_below
         self.min_speech_s = min_speech_s
         self.timeline_params = timeline_params
         self.max_duration_s = max_duration_s
@@ -103,6 +112,7 @@ class GenderPipeline:
         run_dir = Path(run_dir)
         if not (run_dir / CHECKPOINT_NAME).exists():
             raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: is it a finished training run?")
+        kwargs.setdefault("model_name", run_dir.name)
         cfg = OmegaConf.load(run_dir / "config.yaml")
         if cfg.encoder.get("end_to_end"):  # encoder=melcnn: the network's trunk is the encoder, its head the classifier
             from src.models.melcnn import load_end_to_end
@@ -121,6 +131,16 @@ class GenderPipeline:
             raise ValueError(f"the run was trained on {classifier.encoder['weights']!r} embeddings but the "
                              f"encoder loaded is {encoder.identity!r}")
         return cls(classifier, encoder, _run_segmenter(classifier), **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name: str = "default", device: str = "cpu", **kwargs) -> GenderPipeline:
+        """The model shipped with the toolkit (``models/<name>/``: a head and its normalisation; the
+        encoders' weights come from their wheels). Its card is ``models/<name>/MODEL_CARD.md``."""
+        from src.inference.pretrained import pretrained_dir
+
+        path = pretrained_dir(name)
+        kwargs.setdefault("model_name", f"{name} (shipped: {path.name}/)")
+        return cls.from_run(path, device=device, **kwargs)
 
     @staticmethod
     def classes() -> tuple[str, ...]:
@@ -154,7 +174,8 @@ class GenderPipeline:
             if not np.isfinite(wave).all():
                 raise AudioError("non_finite", "NaN or infinite samples")
         except AudioError as e:
-            return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path)
+            return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path,
+                                model=self.model_name)
         result = self.classify_wave(wave, timeline)
         result.path = path
         return result
@@ -167,11 +188,19 @@ class GenderPipeline:
         speech_s = len(speech) / SAMPLE_RATE_HZ
         if speech_s < self.min_speech_s:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
-                                reason="no speech found by the VAD")
+                                reason="no speech found by the VAD", model=self.model_name)
         x = self.features([speech])
         p = float(self.classifier.predict_proba(x)[0, CLASSES.index("male")])
         result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
-                              round(duration_s, 3))
+                              round(duration_s, 3), model=self.model_name)
+        if result.label == UNKNOWN:
+            result.reason = f"not sure: top probability under {self.unknown_below:g}"
+        if self.classifier.outside(x)[0]:
+            result.label, result.reason = UNKNOWN, "a voice unlike the model's training data (out of distribution)"
+        if self.classifier.age_head is not None:
+            pa = self.classifier.age_head.predict_proba(x)[0]
+            result.age_group = self.classifier.age_head.classes[int(pa.argmax())]
+            result.p_age_group = round(float(pa.max()), 6)
         if self.age_classifier is not None:
             pa = self.age_classifier.predict_proba(x)[0]
             result.age_band = self.age_classifier.classes[int(pa.argmax())]

@@ -1,0 +1,53 @@
+"""The models shipped with the toolkit, and which model a verb uses when it is not told.
+
+``models/<name>/`` holds what a run folder holds for inference: ``config.yaml`` (the encoder),
+``best.pt`` (the head, its normalisation, temperatures, age head and OOD gate; the encoders'
+own weights come from their wheels) and ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from src.models.checkpoint import CHECKPOINT_NAME
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "default"
+
+
+def pretrained_dir(name: str = DEFAULT_MODEL) -> Path:
+    """``models/<name>/`` of this checkout.
+
+    Raises:
+        FileNotFoundError: no such shipped model (the message lists the ones there are).
+    """
+    path = MODELS_DIR / name
+    if not (path / CHECKPOINT_NAME).is_file():
+        known = sorted(p.name for p in MODELS_DIR.glob(f"*/{CHECKPOINT_NAME}")) if MODELS_DIR.is_dir() else []
+        raise FileNotFoundError(f"no shipped model {name!r} in {MODELS_DIR} (there are: {known or 'none'})")
+    return path
+
+
+def resolve_model(run: str | Path | None, runs_dir: str | Path) -> Path:
+    """The folder of the model a verb should use.
+
+    ``run`` is a run folder, ``latest`` / ``latest:<encoder>`` (the newest finished run under
+    ``runs_dir``), or ``default`` (the shipped model). ``latest`` with no finished run falls back to
+    the shipped default model, and says so.
+    """
+    from src.training.runs import RunError, resolve_run
+
+    if run in (None, "", DEFAULT_MODEL):
+        return pretrained_dir(DEFAULT_MODEL)
+    try:
+        return resolve_run(run, runs_dir)
+    except RunError:
+        if str(run) != "latest":
+            raise
+        path = pretrained_dir(DEFAULT_MODEL)
+        log.info("no finished run under %s: using the shipped model %s (card: %s)", runs_dir, path,
+                 path / "MODEL_CARD.md")
+        return path

@@ -142,8 +142,8 @@ def data_sources(data_cfg: DictConfig, paths_cfg: DictConfig) -> list["Source"]:
 
     if data_cfg.get("sources"):
         cfgs = [source_data_config(n, paths_cfg) for n in data_cfg.sources]
-        return [Source(c.data.name, str(c.paths.embeddings_dir), c.data.get("corpus"), c.data.get("age_group"))
-                for c in cfgs]
+        return [Source(c.data.name, str(c.paths.embeddings_dir), c.data.get("corpus"), c.data.get("age_group"),
+                       c.data.get("augments")) for c in cfgs]
     return [Source(data_cfg.name, str(paths_cfg.embeddings_dir), data_cfg.get("corpus"), data_cfg.get("age_group"))]
 
 

@@ -108,12 +108,16 @@ class Source:
         embeddings_dir: the folder of its ``<encoder>-embeddings.jsonl``.
         corpus: the corpus of rows without a ``corpus`` group value.
         age_group: the age group of rows with neither an age nor an ``age_group`` value.
+        augments: the source this one holds degraded copies of (``python -m src.augment``): its rows
+            take that source's speaker ids (so they follow their speakers' split) and are marked
+            ``augmented``, to be trained on only.
     """
 
     name: str
     embeddings_dir: str
     corpus: str | None = None
     age_group: str | None = None
+    augments: str | None = None
 
 
 def with_corpus_and_age(data: EmbeddingSet, corpus: str | None, age_group: str | None) -> EmbeddingSet:
@@ -157,11 +161,18 @@ def concat_sets(named: list[tuple[str, EmbeddingSet]]) -> EmbeddingSet:
         age=cat(lambda _, s: s.age), groups={g: cat(lambda _, s: s.groups[g].astype(str)) for g in sorted(common)})
 
 
+AUGMENTED = "augmented"  # the group column that marks degraded training copies ("yes")
+
+
 def load_sources(sources: list[Source], encoder: str, both_classes: bool = True) -> EmbeddingSet:
     """One source's embeddings as they are (with ``corpus`` and ``age_group`` filled in), or
     several concatenated by :func:`concat_sets`."""
-    sets = [(s.name, with_corpus_and_age(load_embedding_set(s.embeddings_dir, encoder, both_classes=False),
-                                         s.corpus, s.age_group)) for s in sources]
+    sets = [(s.augments or s.name, with_corpus_and_age(load_embedding_set(s.embeddings_dir, encoder,
+                                                                          both_classes=False), s.corpus, s.age_group))
+            for s in sources]
+    if any(s.augments for s in sources):
+        for s, (_, d) in zip(sources, sets):
+            d.groups[AUGMENTED] = np.full(len(d), "yes" if s.augments else "")
     data = sets[0][1] if len(sets) == 1 else concat_sets(sets)
     if both_classes and len(set(data.y.tolist())) < len(CLASSES):
         raise DatasetError(f"{', '.join(s.embeddings_dir for s in sources)}/{encoder}: only one class "

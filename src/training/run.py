@@ -26,12 +26,12 @@ from src.analysis.plots import confusion_figure
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier, estimator_logits, softmax
 from src.training.calibration import fit_temperature
-from src.training.dataset import EmbeddingSet
+from src.training.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
 from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
 from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
 from src.training.runs import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
-from src.training.splits import make_splits
+from src.training.splits import make_splits, split_counts
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,12 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
             raise ValueError(f"holdout {column}={value!r}: no such clip (values: {known})")
         holdout = data.groups[column] == value
     splits, counts = make_splits(data, val_frac, test_frac, seed, heads.stratify_by, holdout)
+    if AUGMENTED in data.groups:  # degraded copies train only: those of val and test speakers go
+        keep = (data.groups[AUGMENTED] != "yes") | (splits == "train")
+        log.info("augmented copies: %d trained on, %d of val/test speakers dropped",
+                 int(((data.groups[AUGMENTED] == "yes") & keep).sum()), int((~keep).sum()))
+        data, splits = data.subset(keep), splits[keep]
+        counts = split_counts(data, splits)
     tr, va = splits == "train", splits == "val"
     weights = (balanced_weights(data.y, data.groups[heads.balance_within]) if heads.balance_within else None)
     seed_everything(seed)  # before the model exists, so its initial weights are seeded too

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio, resample
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
 from src.encoders.base import Encoder
+from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, UNKNOWN
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.vad.silero import SileroSegmenter, join_segments
@@ -51,6 +52,9 @@ class GenderResult:
     ``label`` is ``female``, ``male`` or ``unknown`` (no speech, or confidence under
     the pipeline's ``unknown_below``); ``status`` is ``ok``, ``no_speech`` or ``error``.
     ``age_band`` and its (uncalibrated) probability come from runs with an age head only.
+    ``quality`` names what makes the recording untrustworthy (``clipped``, ``short_speech``,
+    ``noisy``, ``narrowband``, ``truncated``; see :mod:`src.inference.quality`); the
+    probabilities are already capped for it, down to ``unknown``.
     """
 
     label: str
@@ -65,6 +69,7 @@ class GenderResult:
     timeline: list[Segment] = field(default_factory=list)
     speaking_time_s: dict[str, float] = field(default_factory=dict)
     path: str | None = None
+    quality: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +86,8 @@ class GenderPipeline:
         min_speech_s: less speech than this is ``no_speech``.
         age_classifier: an age-band head on the same features (end-to-end runs with one), or None.
     """
+
+    quality_params: QualityParams = QualityParams()  # when audio is too degraded for a confident answer
 
     def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
                  unknown_below: float = 0.6, min_speech_s: float = 0.25,
@@ -148,15 +155,21 @@ class GenderPipeline:
                  timeline: bool = False) -> GenderResult:
         """Classify a file path or a mono waveform (any rate); never raises for bad audio."""
         path = str(audio) if isinstance(audio, (str, Path)) else None
+        truncated = False
         try:
-            wave = (load_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s) if path is not None
-                    else resample(np.asarray(audio, np.float32), sample_rate_hz))
+            if path is not None:
+                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s)
+                wave, truncated = decoded.wave, decoded.truncated
+            else:
+                wave = resample(np.asarray(audio, np.float32), sample_rate_hz)
             if not np.isfinite(wave).all():
                 raise AudioError("non_finite", "NaN or infinite samples")
         except AudioError as e:
             return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path)
         result = self.classify_wave(wave, timeline)
         result.path = path
+        if truncated:  # the file ends before its header says: the answer is for what decoded
+            result.quality.append("truncated")
         return result
 
     def classify_wave(self, wave: np.ndarray, timeline: bool = False) -> GenderResult:
@@ -169,9 +182,10 @@ class GenderPipeline:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD")
         x = self.features([speech])
-        p = float(self.classifier.predict_proba(x)[0, CLASSES.index("male")])
+        quality = assess(wave, speech, self.quality_params)  # clipped, short, noisy ...: confidence capped
+        p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
-                              round(duration_s, 3))
+                              round(duration_s, 3), quality=quality.notes)
         if self.age_classifier is not None:
             pa = self.age_classifier.predict_proba(x)[0]
             result.age_band = self.age_classifier.classes[int(pa.argmax())]

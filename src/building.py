@@ -70,7 +70,7 @@ def build_segmenter(vad_cfg: DictConfig) -> SileroSegmenter:
 def load_clips(data_cfg: DictConfig) -> list[Clip]:
     """Read the data source's manifest (with its metadata join and group columns)."""
     return read_manifest(data_cfg.manifest_path, list(data_cfg.group_columns or []),
-                         data_cfg.get("metadata_path"))
+                         data_cfg.get("metadata_path"), skip_bad_rows=bool(data_cfg.get("skip_bad_rows", False)))
 
 
 def embedding_options(cfg: DictConfig) -> dict:

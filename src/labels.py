@@ -6,6 +6,9 @@ CLASSES: tuple[str, ...] = ("female", "male")
 UNKNOWN = "unknown"
 """Answer given when there is no speech or the confidence is under the threshold."""
 
+MIXED = "mixed"
+"""A whole stream's answer when no label has a clear majority of its speaking time."""
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _ALIASES = {

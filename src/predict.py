@@ -36,7 +36,8 @@ def list_inputs(input_path: str | Path) -> list[Path]:
     """A file, every audio file under a folder (sorted), or the ``path`` column of a manifest CSV."""
     p = Path(input_path)
     if p.is_dir():
-        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+        # a link that loops or dangles is listed too, so it gets a row with its reason
+        return sorted(f for f in p.rglob("*") if (f.is_file() or f.is_symlink()) and f.suffix.lower() in AUDIO_SUFFIXES)
     if p.suffix.lower() == ".csv":
         with open(p, newline="", encoding="utf-8-sig") as f:  # as read_manifest reads it (BOM allowed)
             return [(p.parent / r["path"]) for r in csv.DictReader(f)]

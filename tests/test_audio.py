@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import tracemalloc
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, load_audio
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,8 +98,35 @@ def test_missing_file(tmp_path):
     _expect(tmp_path / "nope.flac", "missing")
 
 
-def test_a_folder_is_missing_too(tmp_path):
-    _expect(tmp_path, "missing")
+def test_a_folder_is_not_a_file(tmp_path):
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    _expect(folder, "not_a_file")
+
+
+def test_a_symlink_loop_and_a_dangling_link_have_their_own_reasons(tmp_path):
+    os.symlink(tmp_path / "b.wav", tmp_path / "a.wav")
+    os.symlink(tmp_path / "a.wav", tmp_path / "b.wav")
+    _expect(tmp_path / "a.wav", "symlink_loop")
+    os.symlink(tmp_path / "gone.flac", tmp_path / "dangling.flac")
+    _expect(tmp_path / "dangling.flac", "broken_symlink")
+
+
+def test_a_symlink_to_a_real_clip_decodes(speech_clip, tmp_path):
+    os.symlink(speech_clip[0], tmp_path / "link.flac")
+    assert np.array_equal(load_audio(tmp_path / "link.flac"), speech_clip[1])
+
+
+@pytest.mark.parametrize("rate_hz", [1, 3999, 192_001, 4_000_000])
+def test_a_rate_outside_4_to_192_khz_is_refused_before_decoding(speech_clip, tmp_path, rate_hz):
+    """The probe's 1 kB WAV whose header says 1 Hz became 500 s of audio; now it is refused."""
+    path = tmp_path / f"rate_{rate_hz}.wav"
+    sf.write(path, speech_clip[1][:500], SAMPLE_RATE_HZ, subtype="PCM_16")  # a real 1 kB WAV ...
+    data = bytearray(path.read_bytes())
+    data[24:32] = struct.pack("<II", rate_hz, 2 * rate_hz)  # ... whose header lies about its rate
+    path.write_bytes(bytes(data))
+    assert sf.info(str(path)).samplerate == rate_hz
+    _expect(path, "bad_rate")
 
 
 def test_zero_byte_file(tmp_path):
@@ -112,16 +141,39 @@ def test_header_without_samples(tmp_path):
     _expect(path, "empty_audio")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "header_only", "garbled_body"])
-def test_corrupt_flac(speech_clip, tmp_path, damage):
-    data = speech_clip[0].read_bytes()
-    noise = np.random.default_rng(0).bytes(len(data))
-    damaged = {"truncated": data[: len(data) // 2],
-               "header_only": data[:100],
-               "garbled_body": data[: len(data) // 3] + noise[: len(data) // 3] + data[2 * len(data) // 3:]}[damage]
-    path = tmp_path / f"{damage}.flac"
-    path.write_bytes(damaged)
+def test_a_header_alone_is_unreadable(speech_clip, tmp_path):
+    path = tmp_path / "header_only.flac"
+    path.write_bytes(speech_clip[0].read_bytes()[:100])
     _expect(path, "unreadable")
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbled_body"])
+def test_a_damaged_flac_keeps_what_decodes_before_the_damage(speech_clip, tmp_path, damage):
+    """A FLAC cut mid-frame used to lose the whole clip ("decoder lost sync")."""
+    path, wave = speech_clip
+    data = path.read_bytes()
+    noise = np.random.default_rng(0).bytes(len(data))
+    damaged = {"cut": data[: len(data) // 2],
+               "garbled_body": data[: len(data) // 3] + noise[: len(data) // 3] + data[2 * len(data) // 3:]}[damage]
+    bad = tmp_path / f"{damage}.flac"
+    bad.write_bytes(damaged)
+    out = decode_audio(bad)
+    assert out.truncated
+    fraction = {"cut": 0.5, "garbled_body": 1 / 3}[damage]  # of the bytes, so about of the samples
+    assert 0.5 * fraction * len(wave) < len(out.wave) < 1.05 * fraction * len(wave), (len(out.wave), len(wave))
+    np.testing.assert_array_equal(out.wave, wave[: len(out.wave)])  # exactly the clip's start
+    assert not decode_audio(path).truncated
+
+
+def test_a_cut_wav_keeps_what_is_there_and_says_so(speech_clip, tmp_path):
+    path, wave = speech_clip
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, wave, SAMPLE_RATE_HZ, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = decode_audio(cut)
+    assert out.truncated and abs(len(out.wave) - len(wave) // 2) < 64
+    assert not decode_audio(whole).truncated
 
 
 def test_random_bytes(tmp_path):

@@ -107,7 +107,7 @@ def mixed(tmp_path_factory, clips_by_duration, make_cfg):
     expected = {
         female.id: (STATUS_OK, None), male.id: (STATUS_OK, None),
         "missing": (STATUS_ERROR, "missing"), "zero_byte": (STATUS_ERROR, "empty_file"),
-        "truncated": (STATUS_ERROR, "unreadable"), "garbled": (STATUS_ERROR, "unreadable"),
+        "truncated": (STATUS_OK, None), "garbled": (STATUS_ERROR, "unreadable"),  # a cut file keeps what decodes
         "non_audio": (STATUS_ERROR, "unreadable"), "nan": (STATUS_ERROR, "non_finite"),
         "no_frames": (STATUS_ERROR, "empty_audio"), "silence": (STATUS_NO_SPEECH, NO_SPEECH_REASON),
         "short": (STATUS_ERROR, "too_short"), "too_long": (STATUS_ERROR, "too_long"),
@@ -164,10 +164,10 @@ def test_summary_counts(mixed):
     want_reasons = Counter(reason for status, reason in mixed.expected.values() if status == STATUS_ERROR)
     assert (s.done, s.skipped) == (len(mixed.expected), 0)
     assert dict(s.statuses) == dict(want_status)
-    assert dict(s.reasons) == dict(want_reasons) and s.reasons["unreadable"] == 3
+    assert dict(s.reasons) == dict(want_reasons) and s.reasons["unreadable"] == 2  # the cut FLAC is ok now
     assert s.audio_s == pytest.approx(sum(r["duration_s"] for r in mixed.records.values()))
     assert s.speech_s == pytest.approx(sum(r["speech_s"] for r in mixed.records.values()))
-    assert f"done {len(mixed.expected)} (ok 4, no_speech 1, errors {want_status[STATUS_ERROR]})" in s.text()
+    assert f"done {len(mixed.expected)} (ok 5, no_speech 1, errors {want_status[STATUS_ERROR]})" in s.text()
 
 
 def test_one_record_per_clip_and_the_sidecar(mixed):
@@ -183,7 +183,8 @@ def test_embeddings_are_the_encoder_on_the_vad_speech(mixed, segmenter, encoder)
     """What the pipeline stored is what VAD + encoder give for the same file, by hand."""
     ok = [cid for cid, (status, _) in mixed.expected.items() if status == STATUS_OK]
     paths = {mixed.female.id: mixed.female.path, mixed.male.id: mixed.male.path,
-             "stereo_48k": mixed.root / "stereo48k.wav", "rate_8k": mixed.root / "rate8k.wav"}
+             "stereo_48k": mixed.root / "stereo48k.wav", "rate_8k": mixed.root / "rate8k.wav",
+             "truncated": mixed.root / "truncated.flac"}  # what decodes of the cut FLAC
     speech = segmenter.speech_only([load_audio(paths[cid]) for cid in ok])
     vectors = encoder.embed(speech)
     for cid, s, v in zip(ok, speech, vectors):
@@ -214,7 +215,7 @@ def test_cli_run_matches_the_in_process_run(mixed, run_cli, tmp_path):
     _assert_same_embeddings(_by_id(_lines(embeddings_path(out_dir, ENC))), mixed.records)
     assert read_meta(out_dir, ENC)["config_hash"] == read_meta(mixed.out_dir, ENC)["config_hash"]
     log_text = (log_dir / "extract.log").read_text()
-    assert f"done {len(mixed.expected)} (ok 4, no_speech 1," in log_text
+    assert f"done {len(mixed.expected)} (ok 5, no_speech 1," in log_text
     assert (log_dir / ".hydra" / "overrides.yaml").is_file()
 
 

@@ -156,3 +156,83 @@ def test_write_then_read_round_trip(tmp_path, sample_clips):
              "age": "" if c.age is None else c.age, **c.groups} for c in sample_clips[:5]]
     path = write_manifest(rows, tmp_path / "out" / "m.csv")
     assert read_manifest(path, SAMPLE_GROUP_COLUMNS) == sample_clips[:5]
+
+
+# ------------------------------------------------------------- hostile manifests: no row lost without a word
+
+def _sample_head(n_rows: int) -> list[str]:
+    """The header and the first ``n_rows`` rows of the bundled sample's manifest (real clips,
+    their paths made absolute so the CSV may live in ``tmp_path``)."""
+    header, *rows = SAMPLE_MANIFEST_PATH.read_text(encoding="utf-8").splitlines()[:n_rows + 1]
+    return [header, *(f"{SAMPLE_MANIFEST_PATH.parent / row.split(',', 1)[0]},{row.split(',', 1)[1]}" for row in rows)]
+
+
+@pytest.fixture
+def real_manifest(tmp_path):
+    def _make(lines: list[str], encoding: str = "utf-8") -> Path:
+        path = tmp_path / "manifest.csv"
+        path.write_text("\n".join(lines) + "\n", encoding=encoding)
+        return path
+
+    return _make
+
+
+def test_a_stray_quote_stops_naming_its_line_and_loses_no_row(real_manifest):
+    """The probe's case: a `"` opening row 2 of 5 used to swallow rows 2-5 into one cell."""
+    lines = _sample_head(5)
+    lines[2] = '"' + lines[2]
+    path = real_manifest(lines)
+    _raises_at(path, 3, "stray quote", "skip_bad_rows")
+    clips = read_manifest(path, skip_bad_rows=True)  # the explicit option: skip it and list it
+    assert [c.id for c in clips] == [line.split(",")[0] for line in lines[1:2] + lines[3:]]
+    assert all(c.path.is_file() for c in clips)
+
+
+def test_a_quote_closed_rows_later_is_caught_too(real_manifest):
+    """A stray quote that a later quote closes makes a 3-cell row of 3 lines: still an error."""
+    lines = ["path,speaker,gender", *(",".join(line.split(",")[:3]) for line in _sample_head(5)[1:])]
+    lines[2] = '"' + lines[2]
+    lines[4] = lines[4].replace(",", '",', 1)
+    path = real_manifest(lines)
+    _raises_at(path, 3, "runs from line 3 to 5", "stray quote")
+    assert len(read_manifest(path, skip_bad_rows=True)) == 2  # rows 2 and 6; 3-5 listed as one bad row
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda row: row.rsplit(",", 1)[0], "has 6 cell(s) but the header has 7"),        # a missing cell
+    (lambda row: row + ",extra", "has 8 cell(s) but the header has 7"),                 # an extra cell
+    (lambda row: row.replace(",", ',"x"', 1), "stray quote"),                         # text after a closing quote
+])
+def test_a_row_that_does_not_fit_the_header_stops_naming_its_line(real_manifest, caplog, edit, fragment):
+    lines = _sample_head(4)
+    lines[3] = edit(lines[3])
+    path = real_manifest(lines)
+    _raises_at(path, 4, fragment)
+    with caplog.at_level(logging.WARNING, logger="src.data.manifest"):
+        clips = read_manifest(path, skip_bad_rows=True)
+    assert len(clips) == 3
+    assert "skipped 1 bad row(s)" in caplog.text and f"{path}:4:" in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("encoding, fragment", [("utf-16", "UTF-16"), ("latin-1", "not UTF-8")])
+def test_a_manifest_that_is_not_utf8_says_what_to_do(real_manifest, encoding, fragment):
+    lines = _sample_head(3)
+    lines[3] = lines[3].replace("librispeech", "libréspeech")  # é is one byte in Latin-1, not UTF-8
+    path = real_manifest(lines, encoding)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path)
+    msg = str(info.value)
+    assert str(path) in msg and fragment in msg and "iconv" in msg, msg
+    if encoding == "latin-1":
+        assert f"{path}:4:" in msg, msg  # the line of the first bad byte
+    assert not isinstance(info.value, UnicodeDecodeError)
+
+
+def test_bad_value_rows_are_skipped_and_listed_only_when_asked(real_manifest, caplog):
+    lines = _sample_head(4)
+    lines[2] = lines[2].replace("female", "femme", 1)
+    path = real_manifest(lines)
+    _raises_at(path, 3, "unknown gender 'femme'")
+    with caplog.at_level(logging.WARNING, logger="src.data.manifest"):
+        assert len(read_manifest(path, skip_bad_rows=True)) == 3
+    assert f"{path}:3: unknown gender" in caplog.text, caplog.text

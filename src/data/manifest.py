@@ -14,7 +14,9 @@ Contract: ``path,speaker,gender[,id][,age][,split][,group columns...]``.
 from __future__ import annotations
 
 import csv
+import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,27 +57,96 @@ def _parse_age(raw: str, where: str) -> float | None:
         raise ManifestError(f"{where}: age {raw!r} is not a number of years") from None
 
 
-def _read_rows(manifest_path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
-    """Header, rows and each row's line number in the file (blank lines are skipped but counted)."""
+def _decode(manifest_path: Path) -> str:
+    """The manifest's text; a file that is not UTF-8 is a :class:`ManifestError` saying what to do."""
+    data = manifest_path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (data[:200].count(b"\x00") > len(data[:200]) // 4):
+        raise ManifestError(f"{manifest_path}: the file is UTF-16 (Excel's 'Unicode text'?); manifests are "
+                            f"UTF-8 CSV: save it as 'CSV UTF-8' or convert it, e.g. "
+                            f"`iconv -f UTF-16 -t UTF-8 {manifest_path.name} > fixed.csv`")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line_no = data[:e.start].count(b"\n") + 1
+        raise ManifestError(f"{manifest_path}:{line_no}: byte 0x{data[e.start]:02x} is not UTF-8 (Latin-1 or "
+                            f"Windows-1252?); manifests are UTF-8 CSV: convert it, e.g. "
+                            f"`iconv -f latin1 -t UTF-8 {manifest_path.name} > fixed.csv`") from None
+
+
+def _records(text: str) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+    """``(first_line, last_line, cells, error)`` per CSV record, lines counted from 1.
+
+    Quoting is strict: a quote error is yielded as ``error`` (cells ``None``) on the line
+    its record starts, and parsing goes on from the next line, so one stray quote never
+    swallows the rows after it unnoticed. Blank lines yield nothing.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    start = 0
+    while start < len(lines):
+        reader = csv.reader(lines[start:], strict=True)
+        first = start  # 0-based index of the line the next record starts on
+        try:
+            for cells in reader:
+                last = start + reader.line_num
+                if cells:
+                    yield first + 1, last, cells, None
+                first = last
+        except csv.Error as e:
+            yield first + 1, first + 1, None, f"cannot be parsed as CSV ({e}): a stray quote?"
+            start = first + 1
+            continue
+        return
+
+
+def _read_rows(manifest_path: Path, bad_rows: list[str] | None = None,
+               required: tuple[str, ...] = REQUIRED_COLUMNS) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """Header, rows and each row's line number in the file (blank lines are skipped but counted).
+
+    A record that is not one row of the header's cells (a quote error, a missing or extra
+    cell, a key cell spanning lines) raises :class:`ManifestError` naming the file and line,
+    or, when ``bad_rows`` is a list, is appended to it (as ``file:line: why``) and skipped.
+    """
     if not manifest_path.is_file():
         raise ManifestError(f"manifest not found: {manifest_path}")
-    with open(manifest_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        rows, line_nos = [], []
-        for row in reader:
-            rows.append(row)
-            line_nos.append(reader.line_num)
-        header = reader.fieldnames or []
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    records = _records(_decode(manifest_path))
+    first = next(records, None)
+    if first is None:
+        raise ManifestError(f"{manifest_path}: empty file; the header must name {list(REQUIRED_COLUMNS)}")
+    if first[3] is not None:
+        raise ManifestError(f"{manifest_path}:{first[0]}: the header {first[3]}")
+    header = [c.strip() for c in first[2]]
+    missing = [c for c in required if c not in header]
     if missing:
         raise ManifestError(f"{manifest_path}: missing column(s) {missing}; header is {header}")
+    key_columns = [i for i, c in enumerate(header) if c in (*required, "id")]
+    rows, line_nos = [], []
+    for first_line, last_line, cells, error in records:
+        where = f"{manifest_path}:{first_line}"
+        if error is None and len(cells) != len(header):
+            error = (f"has {len(cells)} cell(s) but the header has {len(header)} {header}: "
+                     f"a missing or extra comma, or an unquoted comma in a cell?")
+        if error is None and last_line > first_line and any("\n" in cells[i] or "\r" in cells[i]
+                                                            for i in key_columns):
+            error = f"a quoted cell runs from line {first_line} to {last_line}: a stray quote?"
+        if error is not None:
+            _bad_row(f"{where}: row {error}", bad_rows)
+            continue
+        rows.append(dict(zip(header, cells)))
+        line_nos.append(first_line)
     return header, rows, line_nos
+
+
+def _bad_row(message: str, bad_rows: list[str] | None) -> None:
+    """Raise ``message`` as a :class:`ManifestError`, or list it in ``bad_rows`` when skipping."""
+    if bad_rows is None:
+        raise ManifestError(message + " (to skip and list such rows instead: skip_bad_rows, `+data.skip_bad_rows=true`)")
+    bad_rows.append(message)
 
 
 def _join_metadata(rows: list[dict[str, str]], metadata_path: Path, columns: list[str]) -> None:
     """Add ``columns`` of a second CSV (joined on ``path``) to ``rows``, in place."""
-    with open(metadata_path, newline="", encoding="utf-8-sig") as f:
-        meta = {r["path"]: r for r in csv.DictReader(f)}
+    _, meta_rows, _ = _read_rows(metadata_path, required=("path",))
+    meta = {r["path"]: r for r in meta_rows}
     for r in rows:
         extra = meta.get(r["path"], {})
         for c in columns:
@@ -84,21 +155,25 @@ def _join_metadata(rows: list[dict[str, str]], metadata_path: Path, columns: lis
 
 
 def read_manifest(manifest_path: str | Path, group_columns: list[str] | tuple[str, ...] = (),
-                  metadata_path: str | Path | None = None) -> list[Clip]:
+                  metadata_path: str | Path | None = None, skip_bad_rows: bool = False) -> list[Clip]:
     """Read and validate a manifest.
 
     Args:
-        manifest_path: the CSV.
+        manifest_path: the CSV (UTF-8, a BOM allowed).
         group_columns: columns kept in ``Clip.groups`` for per-group metrics.
         metadata_path: optional second CSV joined on ``path`` to fill ``age``,
             ``split`` and the group columns.
+        skip_bad_rows: skip a bad row (and list every one in a warning) instead of stopping.
 
     Raises:
-        ManifestError: naming the row, for a missing column, an unknown gender
-            spelling, an empty path or speaker, a bad split or age, a duplicate id.
+        ManifestError: naming the file and line, for a file that is not UTF-8, a missing
+            column, and (unless ``skip_bad_rows``) a row that is not one row of the header's
+            cells (a quote error, a missing or extra cell), an unknown gender spelling, an
+            empty path or speaker, a bad split or age, a duplicate id.
     """
     manifest_path = Path(manifest_path)
-    header, rows, line_nos = _read_rows(manifest_path)
+    bad_rows: list[str] | None = [] if skip_bad_rows else None
+    header, rows, line_nos = _read_rows(manifest_path, bad_rows)
     if metadata_path:
         _join_metadata(rows, Path(metadata_path), ["age", "split", *group_columns])
     missing_groups = [c for c in group_columns if c not in header and not metadata_path]
@@ -110,32 +185,45 @@ def read_manifest(manifest_path: str | Path, group_columns: list[str] | tuple[st
     dropped = 0
     for line_no, r in zip(line_nos, rows):
         where = f"{manifest_path}:{line_no}"
-        raw_gender = (r.get("gender") or "").strip()
-        gender = normalise_gender(raw_gender)
-        if gender is None:
-            if raw_gender.lower() in DROPPED_GENDERS:
-                dropped += 1
-                continue
-            raise ManifestError(f"{where}: unknown gender {raw_gender!r} (expected male/female)")
-        path, speaker = (r.get("path") or "").strip(), (r.get("speaker") or "").strip()
-        if not path or not speaker:
-            raise ManifestError(f"{where}: empty path or speaker")
-        clip_id = (r.get("id") or "").strip() or path
-        if clip_id in seen:
-            raise ManifestError(f"{where}: duplicate id {clip_id!r} (first on line {seen[clip_id]})")
-        seen[clip_id] = line_no
-        split = (r.get("split") or "").strip() or None
-        if split is not None and split not in SPLITS:
-            raise ManifestError(f"{where}: split {split!r} is not one of {SPLITS}")
-        clips.append(Clip(
-            id=clip_id, path=(root / path) if not Path(path).is_absolute() else Path(path),
-            speaker=speaker, gender=gender, age=_parse_age(r.get("age", ""), where), split=split,
-            groups={c: (r.get(c) or "").strip() for c in group_columns},
-        ))
+        try:
+            clip = _clip(r, where, root, group_columns, seen)
+        except ManifestError as e:
+            _bad_row(str(e), bad_rows)
+            continue
+        if clip is None:
+            dropped += 1
+            continue
+        seen[clip.id] = line_no
+        clips.append(clip)
     if dropped:
         log.warning("%s: dropped %d row(s) whose gender is neither male nor female", manifest_path, dropped)
+    if bad_rows:
+        log.warning("%s: skipped %d bad row(s) (skip_bad_rows):\n  %s", manifest_path, len(bad_rows),
+                    "\n  ".join(bad_rows))
     log.info("%s: %d clips, %d speakers", manifest_path, len(clips), len({c.speaker for c in clips}))
     return clips
+
+
+def _clip(r: dict[str, str], where: str, root: Path, group_columns, seen: dict[str, int]) -> Clip | None:
+    """One row as a :class:`Clip`; ``None`` for a gender that is dropped (``other``, empty ...)."""
+    raw_gender = (r.get("gender") or "").strip()
+    gender = normalise_gender(raw_gender)
+    if gender is None:
+        if raw_gender.lower() in DROPPED_GENDERS:
+            return None
+        raise ManifestError(f"{where}: unknown gender {raw_gender!r} (expected male/female)")
+    path, speaker = (r.get("path") or "").strip(), (r.get("speaker") or "").strip()
+    if not path or not speaker:
+        raise ManifestError(f"{where}: empty path or speaker")
+    clip_id = (r.get("id") or "").strip() or path
+    if clip_id in seen:
+        raise ManifestError(f"{where}: duplicate id {clip_id!r} (first on line {seen[clip_id]})")
+    split = (r.get("split") or "").strip() or None
+    if split is not None and split not in SPLITS:
+        raise ManifestError(f"{where}: split {split!r} is not one of {SPLITS}")
+    return Clip(id=clip_id, path=(root / path) if not Path(path).is_absolute() else Path(path),
+                speaker=speaker, gender=gender, age=_parse_age(r.get("age", ""), where), split=split,
+                groups={c: (r.get(c) or "").strip() for c in group_columns})
 
 
 def write_manifest(rows: list[dict[str, object]], manifest_path: str | Path) -> Path:

@@ -13,7 +13,7 @@ from src.inference.pipeline import GenderResult
 FORMATS = ("jsonl", "csv", "rttm", "text")
 CSV_FIELDS = ("path", "label", "p_female", "p_male", "speech_s", "duration_s", "status", "reason",
               "speaking_time_female_s", "speaking_time_male_s", "speaking_time_unknown_s", "segments",
-              "age_band", "p_age_band", "age_group", "p_age_group", "model")
+              "age_band", "p_age_band", "age_group", "p_age_group", "model", "quality")
 
 
 def file_id(path: str | None) -> str:
@@ -35,6 +35,7 @@ def csv_row(result: GenderResult) -> dict:
     row["segments"] = len(result.timeline)
     for k in ("age_band", "p_age_band", "age_group", "p_age_group", "model"):
         row[k] = getattr(result, k)
+    row["quality"] = ";".join(result.quality)
     return row
 
 
@@ -47,7 +48,8 @@ def text_line(result: GenderResult) -> str:
     answer = (f"{result.label} (p = {p:.2f})" if result.label != "unknown"
               else f"unknown: {result.reason} (p(male) = {result.p_male:.2f})")
     age = f", {result.age_group} voice (p = {result.p_age_group:.2f})" if result.age_group else ""
-    return f"{name}: {answer}{age}, from {result.speech_s:.1f} s of speech [model: {result.model}]"
+    audio = f"; audio: {', '.join(result.quality)}" if result.quality else ""
+    return f"{name}: {answer}{age}, from {result.speech_s:.1f} s of speech{audio} [model: {result.model}]"
 
 
 def write_results(results: Iterable[GenderResult], fmt: str, out: TextIO) -> int:

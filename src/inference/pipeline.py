@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio, resample
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
 from src.encoders.base import Encoder
+from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, UNKNOWN
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.vad.silero import SileroSegmenter, join_segments
@@ -53,7 +54,9 @@ class GenderResult:
     which); ``status`` is ``ok``, ``no_speech`` or ``error``. ``age_group`` (child / teen / adult)
     and its calibrated probability come from models trained where ages exist; ``age_band`` and its
     (uncalibrated) probability from end-to-end runs with an age head. ``model`` names the model
-    that answered.
+    that answered. ``quality`` names what makes the recording untrustworthy (``clipped``,
+    ``short_speech``, ``noisy``, ``narrowband``, ``truncated``; see :mod:`src.inference.quality`);
+    the probabilities are already capped for it, down to ``unknown``.
     """
 
     label: str
@@ -71,6 +74,7 @@ class GenderResult:
     age_group: str | None = None
     p_age_group: float | None = None
     model: str | None = None
+    quality: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +93,8 @@ class GenderPipeline:
         age_classifier: an age-band head on the same features (end-to-end runs with one), or None.
         model_name: what to call the model in every answer (``GenderResult.model``).
     """
+
+    quality_params: QualityParams = QualityParams()  # when audio is too degraded for a confident answer
 
     def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
                  unknown_below: float | None = None, min_speech_s: float = 0.25,
@@ -168,9 +174,13 @@ class GenderPipeline:
                  timeline: bool = False) -> GenderResult:
         """Classify a file path or a mono waveform (any rate); never raises for bad audio."""
         path = str(audio) if isinstance(audio, (str, Path)) else None
+        truncated = False
         try:
-            wave = (load_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s) if path is not None
-                    else resample(np.asarray(audio, np.float32), sample_rate_hz))
+            if path is not None:
+                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s)
+                wave, truncated = decoded.wave, decoded.truncated
+            else:
+                wave = resample(np.asarray(audio, np.float32), sample_rate_hz)
             if not np.isfinite(wave).all():
                 raise AudioError("non_finite", "NaN or infinite samples")
         except AudioError as e:
@@ -178,6 +188,8 @@ class GenderPipeline:
                                 model=self.model_name)
         result = self.classify_wave(wave, timeline)
         result.path = path
+        if truncated:  # the file ends before its header says: the answer is for what decoded
+            result.quality.append("truncated")
         return result
 
     def classify_wave(self, wave: np.ndarray, timeline: bool = False) -> GenderResult:
@@ -190,11 +202,13 @@ class GenderPipeline:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD", model=self.model_name)
         x = self.features([speech])
-        p = float(self.classifier.predict_proba(x)[0, CLASSES.index("male")])
+        quality = assess(wave, speech, self.quality_params)  # clipped, short, noisy ...: confidence capped
+        p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
-                              round(duration_s, 3), model=self.model_name)
+                              round(duration_s, 3), model=self.model_name, quality=quality.notes)
         if result.label == UNKNOWN:
-            result.reason = f"not sure: top probability under {self.unknown_below:g}"
+            result.reason = f"not sure: top probability under {self.unknown_below:g}" + (
+                f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
         if self.classifier.outside(x)[0]:
             result.label, result.reason = UNKNOWN, "a voice unlike the model's training data (out of distribution)"
         if self.classifier.age_head is not None:

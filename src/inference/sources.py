@@ -16,12 +16,11 @@ from typing import BinaryIO
 import numpy as np
 import soxr
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from src.data.audio import MAX_RATE_HZ, MIN_RATE_HZ, SAMPLE_RATE_HZ, AudioError, load_audio
 
 log = logging.getLogger(__name__)
 
 PCM_DTYPES = {"int16": (np.int16, 32768.0), "float32": (np.float32, 1.0)}
-MIN_RATE_HZ, MAX_RATE_HZ = 4_000, 192_000
 
 
 class SourceError(RuntimeError):

@@ -28,7 +28,7 @@ import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline
-from src.labels import UNKNOWN
+from src.labels import CLASSES, MIXED, UNKNOWN
 from src.vad.silero import WINDOW_SAMPLES, load_silero_model
 
 
@@ -168,3 +168,18 @@ class StreamingGender:
             if self.label == UNKNOWN or sure or self._streak >= p.change_hops:
                 self.label, self._candidate, self._streak = new, None, 0
         return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous)
+
+
+def stream_verdict(speaking_time_s: dict[str, float], majority_share: float = 2 / 3) -> str:
+    """The whole stream's answer from its speaking time per label (not its last decision).
+
+    The label with at least ``majority_share`` of the time labelled female or male wins;
+    neither: ``mixed``; none of either: ``unknown``. E.g. male 9.6 s, female 4.2 s -> male
+    (70 %); male 5 s, female 4 s -> mixed.
+    """
+    times = {c: speaking_time_s.get(c, 0.0) for c in CLASSES}
+    total = sum(times.values())
+    if total <= 0:
+        return UNKNOWN
+    top = max(times, key=times.get)
+    return top if times[top] >= majority_share * total else MIXED

@@ -51,11 +51,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
+from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
 from src.labels import CLASSES
+from src.serving.limits import BodyTimeout, UploadGate, timed_chunks
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class ServeSettings:
     max_frame_kb: float = 1024.0  # largest WebSocket binary message, KiB
     max_streams: int = 8  # WebSocket streams at once (each holds its own Silero VAD)
     decode_workers: int = 2  # uploads decoded at once (the model itself takes one call at a time)
+    max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
+    upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
+    upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
     stream: StreamParams = StreamParams()
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
@@ -114,6 +118,8 @@ class ClassifyBody(BaseModel):
     duration_s: float
     status: str = Field(description="ok or no_speech")
     reason: str | None = None
+    quality: list[str] = Field(default_factory=list, description="why the answer is less sure or unknown: clipped, "
+                               "short_speech, noisy, narrowband, truncated (the file ends early; what decoded was used)")
     age_band: str | None = Field(None, description="child, teen, adult, ... (runs with an age head only)")
     p_age_band: float | None = Field(None, description="the age band's probability (not calibrated)")
     timeline: list[SegmentBody] = Field(default_factory=list, description="with ?timeline=true")
@@ -127,15 +133,17 @@ class HealthBody(BaseModel):
     encoder: str | None
     run: str | None
     active_streams: int
+    uploads: dict[str, int] = Field(description="active, max, served, refused_busy (503), timed_out (408)")
     uptime_s: float
     limits: dict[str, float | int]
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "bad multipart body, empty file"), (413, "body over max_upload_mb, or audio over max_duration_s"),
+        (400, "bad multipart body, empty file"), (408, "the body did not arrive within upload_timeout_s"),
+        (413, "body over max_upload_mb, or audio over max_duration_s"),
         (415, "the file part is not audio"), (422, "no `file` field, unreadable audio, bad query"),
-        (500, "a bug; the service goes on"))}
+        (500, "a bug; the service goes on"), (503, "max_uploads uploads are in progress; retry later"))}
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": [UPLOAD_FIELD],
@@ -167,13 +175,16 @@ class Upload:
     found: bool = False
 
 
-async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload:
-    """Stream the ``file`` part of a multipart body into ``dest``, enforcing ``max_bytes``.
+async def receive_upload(request: Request, dest: Path, max_bytes: int, idle_timeout_s: float = float("inf"),
+                         total_timeout_s: float = float("inf")) -> Upload:
+    """Stream the ``file`` part of a multipart body into ``dest``, enforcing ``max_bytes`` and
+    the timeouts (no chunk for ``idle_timeout_s``, or the body not done in ``total_timeout_s``).
 
     The body is never held in memory; the client's file name is kept only as a string.
 
     Raises:
-        ApiError: 400 (not multipart, malformed), 413 (too large), 415 (not audio), 422 (no file field).
+        ApiError: 400 (not multipart, malformed), 408 (too slow), 413 (too large), 415 (not audio),
+            422 (no file field).
     """
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
@@ -233,7 +244,7 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
     received = 0
     with open(dest, "xb") as out:
         try:
-            async for chunk in request.stream():
+            async for chunk in timed_chunks(request.stream(), idle_timeout_s, total_timeout_s):
                 received += len(chunk)
                 if received > max_bytes + MULTIPART_SLACK_BYTES:
                     raise ApiError(413, "too_large", f"the upload is over the limit of {max_bytes / 2**20:g} MiB "
@@ -242,6 +253,8 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
             parser.finalize()
         except FormParserError as e:
             raise ApiError(400, "bad_multipart", f"the multipart body is malformed: {e}") from None
+        except BodyTimeout as e:
+            raise ApiError(408, "timeout", f"the upload was too slow: {e}") from None
     if not up.found:
         raise ApiError(422, "missing_file", f"no `{UPLOAD_FIELD}` field in the form: send the audio as "
                                             f"`{UPLOAD_FIELD}` (e.g. curl -F file=@call.wav)")
@@ -252,8 +265,8 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
 
 AUDIO_ERRORS = {  # AudioError.reason -> (status, error)
     "empty_file": (400, "empty_file"), "empty_audio": (422, "empty_audio"), "too_long": (413, "too_long"),
-    "non_finite": (422, "non_finite"), "unreadable": (422, "unreadable_audio"), "missing": (500, "internal_error"),
-}
+    "non_finite": (422, "non_finite"), "unreadable": (422, "unreadable_audio"), "bad_rate": (422, "unsupported_rate"),
+}  # any other reason (missing, not_a_file ...) is about the service's own temp file: a 500
 
 
 # ----------------------------------------------------------------------------------------- the service
@@ -347,17 +360,21 @@ class Service:
         self.model_lock = threading.Lock()
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
+        self.uploads = UploadGate(max(1, settings.max_uploads))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
         """Decode (outside the lock) and classify (inside it); runs in a worker thread."""
         try:
-            wave = load_audio(path, SAMPLE_RATE_HZ, self.settings.max_duration_s)
+            decoded = decode_audio(path, SAMPLE_RATE_HZ, self.settings.max_duration_s)
         except AudioError as e:
-            status, error = AUDIO_ERRORS.get(e.reason, (422, e.reason))
+            status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
             raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None
         with self.model_lock:
-            return self.pipeline.classify_wave(wave, timeline)
+            result = self.pipeline.classify_wave(decoded.wave, timeline)
+        if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
+            result.quality.append("truncated")
+        return result
 
     def new_session(self, rate_hz: int, dtype: str) -> StreamSession:
         s = self.settings
@@ -471,20 +488,26 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
     async def healthz(request: Request) -> dict:
         svc: Service = request.app.state.service
         return {"status": "ok", "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
-                "run": settings.run_name, "active_streams": svc.active_streams,
+                "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
                 "uptime_s": round(time.monotonic() - svc.started, 1),
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
                            "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
-                           "max_streams": settings.max_streams}}
+                           "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,
+                           "upload_timeout_s": settings.upload_timeout_s,
+                           "upload_idle_timeout_s": settings.upload_idle_timeout_s}}
 
     @app.post("/v1/classify", response_model=ClassifyBody, responses=ERROR_RESPONSES, openapi_extra=UPLOAD_BODY,
               summary="Gender of the speaker in an uploaded recording")
     async def classify(request: Request, timeline: bool = Query(
             False, description="add segments where the speaker's gender changes, and speaking time")) -> JSONResponse:
         svc: Service = request.app.state.service
+        if not svc.uploads.enter():
+            return JSONResponse({"error": "busy", "detail": f"{settings.max_uploads} uploads are in progress "
+                                 "(max_uploads); retry in a few seconds"}, status_code=503, headers={"Retry-After": "2"})
         path = svc.tmp_dir / f"{uuid.uuid4().hex}.upload"  # a generated name, never the client's
         try:
-            up = await receive_upload(request, path, settings.max_upload_bytes)
+            up = await receive_upload(request, path, settings.max_upload_bytes, settings.upload_idle_timeout_s,
+                                      settings.upload_timeout_s)
             if up.size == 0:
                 raise ApiError(400, "empty_file", f"the uploaded file {up.filename or ''!r} is empty")
             result = await anyio.to_thread.run_sync(svc.classify_file, path, timeline, up.filename,
@@ -492,8 +515,15 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         except ClientDisconnect:
             log.info("client left during the upload")
             return error_response(400, "client_disconnected", "the upload did not finish")
+        except ApiError as e:
+            if e.status == 408:
+                svc.uploads.timed_out += 1
+                return JSONResponse({"error": e.error, "detail": e.detail}, status_code=408,
+                                    headers={"Connection": "close"})
+            raise
         finally:
             path.unlink(missing_ok=True)
+            svc.uploads.leave()
         body = result.to_dict()
         body.pop("path", None)
         body["filename"] = up.filename
@@ -528,7 +558,8 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
                 if not data:  # end of stream
                     for e in await anyio.to_thread.run_sync(session.finish):
                         await ws.send_json(event_message(e))
-                    await ws.send_json({"type": "end", "label": session.streamer.label,
+                    await ws.send_json({"type": "end", "label": stream_verdict(session.talk_s),  # the whole stream's
+                                        "last_label": session.streamer.label,
                                         "duration_s": round(session.samples / rate, 3),
                                         "speaking_time_s": {k: round(v, 2) for k, v in session.talk_s.items()}})
                     await ws.close(code=1000)

@@ -46,7 +46,12 @@ def extract_for(result: SystemResult, overrides: Sequence[str], compose_: Compos
     the reason in ``result``, when its encoder cannot be loaded here."""
     from src.encoders.base import EncoderLoadError
 
-    if compose_("train", [*overrides, f"data={sources[0]}"]).encoder.get("end_to_end"):
+    cfg = compose_("train", [*overrides, f"data={sources[0]}"])
+    if cfg.encoder.get("end_to_end"):
+        if cfg.data.get("sources"):
+            result.unavailable = f"an end-to-end system does not train on a data={cfg.data.name} of several sources yet"
+            log.warning("%s: not run: %s", result.name, result.unavailable)
+            return False
         return True
     encoder_overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+").startswith("encoder")]
     try:

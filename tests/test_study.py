@@ -77,3 +77,15 @@ def test_row_with_an_age_head(tmp_path):
     row = study_row(SystemResult("melcnn", dirs), "so", [], {"so": {"age_group": ["child", "adult"]}})
     assert row["test accuracy"] == "85.0 ± 7.1" and row["test child"] == "65.0 ± 7.1" and row["test adult"] == ""
     assert row["age test accuracy"] == "70.0 ± 14.1" and row["age test MAE (years)"] == "5.0 ± 1.4"
+
+
+def test_leave_one_corpus_out(tmp_path):
+    """protocol=loco: trained without the corpus, tested on all of it; one row per age group."""
+    table_md = study(tmp_path, "protocol=loco", "loco_corpora=[vctk]", "only=[resemblyzer-logreg]", "seeds=[0]")
+    assert table_md == tmp_path / "out" / "study-sample-loco.md"
+    table = pd.read_csv(table_md.with_suffix(".csv"), keep_default_na=False)
+    assert list(table["left out"]) == ["vctk", "vctk"] and list(table.clips) == ["all (10)", "adult (10)"]
+    pred = pd.read_csv(tmp_path / "runs" / "study-sample-loco" / "resemblyzer-logreg" / "vctk" / "seed0" /
+                       "predictions.csv")
+    assert set(pred[pred.split == "test"].corpus) == {"vctk"} and "vctk" not in set(pred[pred.split != "test"].corpus)
+    assert float(str(table["balanced acc."][0]).split(" ")[0]) >= 50

@@ -82,8 +82,11 @@ def test_data_config_composes(make_cfg, key, tmp_path):
         from src.building import data_sources
 
         sources = data_sources(cfg.data, cfg.paths)
-        assert [s.name for s in sources] == data["sources"] and all(s.name in DATA_KEYS for s in sources)
-        assert [s.embeddings_dir for s in sources] == [f"models-embeddings/{n}" for n in data["sources"]]
+        names = [s if isinstance(s, str) else s["name"] for s in data["sources"]]  # a key or an inline config
+        assert [s.name for s in sources] == names
+        assert all(s.name in DATA_KEYS for s, given in zip(sources, data["sources"]) if isinstance(given, str))
+        assert [s.embeddings_dir for s in sources] == [f"models-embeddings/{n}" for n in names]
+        assert {s.augments for s in sources} - {None} <= set(names)  # copies of sources of the same mix
     elif key != "manifest":
         manifest = REPO_DIR / data["manifest_path"]
         if not manifest.is_file():

@@ -79,3 +79,23 @@ def test_speech_only_joins_the_segments(segmenter, ten_waves):
     np.testing.assert_array_equal(speech, np.concatenate([wave[t["start"]:t["end"]] for t in ts]))
     assert speech.dtype == np.float32
     assert join_segments(wave, []).shape == (0,)
+
+
+def test_a_long_recording_in_pieces_is_close_to_the_stock_call(segmenter, stock_model, sample_clips):
+    """An 8-minute real recording (the sample's clips twice over, end to end) is cut into 30 s
+    pieces after 5 s of warm-up each: almost every sample gets the stock call's decision."""
+    wave = np.concatenate([load_audio(c.path) for c in sample_clips] * 2)
+    assert len(wave) > 8 * 60 * 16_000
+    pieces = SileroSegmenter(segmenter.params, batch_size=32, model=segmenter.model)  # 30 s pieces (default)
+    whole = SileroSegmenter(segmenter.params, batch_size=32, model=segmenter.model, long_chunk_s=None)
+    assert whole.timestamps([wave])[0] == _stock([wave], stock_model)[0]  # whole: exactly the stock call
+
+    def mask(ts):
+        m = np.zeros(len(wave), bool)
+        for s in ts:
+            m[s["start"]:s["end"]] = True
+        return m
+
+    stock, cut = mask(whole.timestamps([wave])[0]), mask(pieces.timestamps([wave])[0])
+    assert (stock == cut).mean() >= 0.995
+    assert abs(int(cut.sum()) - int(stock.sum())) / stock.sum() < 0.01  # speech time within 1 %

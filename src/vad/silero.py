@@ -46,16 +46,53 @@ def load_silero_model() -> torch.jit.ScriptModule:
 
 
 class SileroSegmenter:
-    """Finds speech in 16 kHz mono clips, many clips per model call."""
+    """Finds speech in 16 kHz mono clips, many clips per model call.
 
-    def __init__(self, params: VadParams = VadParams(), batch_size: int = 32, model=None):
+    A clip longer than ``long_chunk_s`` is cut into pieces of that length, each stepped through
+    the model as one more row of a batch after ``warmup_s`` of the audio before it (whose
+    probabilities are thrown away), so a one-hour file runs as fast per second as a batch of
+    short clips (VAD of an 8.4-minute real recording: 76x real time whole, 349x in pieces, one
+    thread). The recurrent state mostly forgets within seconds but not always, so the pieces'
+    segments are close to the stock call's, not identical: 99.8 % of the samples get the same
+    speech / non-speech decision on that recording (``tests/test_vad.py``). Clips up to
+    ``long_chunk_s + warmup_s`` are stepped whole, exactly as the stock call; ``long_chunk_s=None``
+    steps every clip whole.
+    """
+
+    def __init__(self, params: VadParams = VadParams(), batch_size: int = 32, model=None,
+                 long_chunk_s: float | None = 30.0, warmup_s: float = 5.0):
         self.params = params
         self.batch_size = batch_size
         self.model = model if model is not None else load_silero_model()
+        self.long_chunk_windows = None if long_chunk_s is None else int(long_chunk_s * SAMPLE_RATE_HZ) // WINDOW_SAMPLES
+        self.warmup_windows = int(warmup_s * SAMPLE_RATE_HZ) // WINDOW_SAMPLES
 
-    @torch.inference_mode()
     def speech_probs(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Per-window speech probabilities of each clip (one per 512 samples, 32 ms)."""
+        chunk = self.long_chunk_windows
+        if chunk is None or all(len(w) <= (chunk + self.warmup_windows) * WINDOW_SAMPLES for w in waves):
+            return self._batched_probs(waves)
+        pieces: list[np.ndarray] = []
+        plan: list[list[tuple[int, int, int]]] = []  # per clip: (piece index, windows to skip, windows to keep)
+        for w in waves:
+            n = -(-len(w) // WINDOW_SAMPLES)
+            if n <= chunk + self.warmup_windows:
+                plan.append([(len(pieces), 0, n)])
+                pieces.append(w)
+                continue
+            parts = []
+            for start in range(0, n, chunk):
+                lead = min(self.warmup_windows, start)
+                lo, hi = (start - lead) * WINDOW_SAMPLES, min(len(w), (start + chunk) * WINDOW_SAMPLES)
+                parts.append((len(pieces), lead, min(chunk, n - start)))
+                pieces.append(w[lo:hi])
+            plan.append(parts)
+        probs = self._batched_probs(pieces)
+        return [np.concatenate([probs[i][skip:skip + keep] for i, skip, keep in parts]) for parts in plan]
+
+    @torch.inference_mode()
+    def _batched_probs(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Each wave stepped whole, as rows of length-sorted, zero-padded batches."""
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(waves)
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
         for start in range(0, len(order), self.batch_size):

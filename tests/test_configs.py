@@ -124,3 +124,26 @@ def test_joblib_launcher_composes(make_cfg):
     cfg = make_cfg("hydra/launcher=joblib", "num_shards=2", hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     assert OmegaConf.to_container(cfg.hydra.sweep, resolve=True)["subdir"] == "shard-0"
+
+
+def test_stream_and_timeline_settings_are_defined_once():
+    """serve's WebSocket streams and its ?timeline=true uploads use the same settings as the stream
+    and predict verbs: one config group each, whose schema and defaults are the dataclasses."""
+    from hydra.errors import ConfigCompositionException
+
+    from src.inference.params import StreamParams, TimelineParams
+
+    from hydra import compose, initialize_config_module
+
+    def cfg(name, *overrides):
+        with initialize_config_module(version_base="1.3", config_module="conf"):
+            return compose(name, overrides=list(overrides))
+
+    serve, stream, predict = cfg("serve"), cfg("stream"), cfg("predict")
+    assert serve.stream == stream.stream and StreamParams(**serve.stream) == StreamParams()
+    assert serve.timeline_params == predict.timeline_params
+    assert TimelineParams(**predict.timeline_params) == TimelineParams()
+    assert serve.stream.change_hops == 3  # the value the streaming benchmark tuned (serve said 2 before)
+    assert cfg("serve", "stream.change_hops=2").stream.change_hops == 2  # still overridable
+    with pytest.raises(ConfigCompositionException, match="chnage_hops"):  # a misspelt key fails at compose time
+        cfg("serve", "stream.chnage_hops=2")

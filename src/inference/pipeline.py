@@ -22,17 +22,8 @@ from src.encoders.base import Encoder
 from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, UNKNOWN
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.inference.params import TimelineParams  # noqa: F401 (re-exported)
 from src.vad.silero import SileroSegmenter, join_segments
-
-
-@dataclass(frozen=True)
-class TimelineParams:
-    """How a long recording is cut into labelled segments."""
-
-    window_s: float = 1.5  # speech scored per decision
-    hop_s: float = 0.5  # one decision per hop
-    min_window_speech_s: float = 0.5  # windows with less speech are not scored
-    smooth_hops: int = 3  # moving average of p(male) over this many scored hops
 
 
 @dataclass

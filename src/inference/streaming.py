@@ -27,24 +27,10 @@ import numpy as np
 import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
+from src.inference.params import StreamParams  # noqa: F401 (re-exported)
 from src.inference.pipeline import GenderPipeline
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.vad.silero import WINDOW_SAMPLES, load_silero_model
-
-
-@dataclass(frozen=True)
-class StreamParams:
-    """Streaming settings (``conf/stream.yaml``)."""
-
-    window_s: float = 1.5  # audio kept in the ring and scored
-    hop_s: float = 0.3  # one decision per hop
-    min_speech_s: float = 0.4  # less speech in the window: no decision this hop
-    vad_threshold: float = 0.5
-    vad_min_silence_ms: int = 100
-    change_hops: int = 3  # decisions in a row a new speaker label needs ...
-    sure_change_p: float = 0.99  # ... unless its calibrated probability is at least this (> 1: never)
-    silence_unknown_s: float = 1.0  # silence after which the label becomes unknown
-    pause_split_s: float | None = 0.25  # after a pause this long, score only the speech since (0/None: off)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
@@ -61,7 +61,7 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
     return written
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="analyze")
+@verb("analyze")
 def main(cfg: DictConfig) -> None:
     analyze_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap,
                 cfg.umap_neighbors, cfg.seed)

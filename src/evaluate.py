@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
@@ -92,7 +92,7 @@ def end_to_end_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier
     return pipe.classifier, data
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="evaluate")
+@verb("evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name, cfg.data)
 

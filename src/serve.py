@@ -14,7 +14,7 @@ import functools
 import ipaddress
 import logging
 
-import hydra
+from src.cli import verb
 from omegaconf import DictConfig
 
 from src.building import set_threads
@@ -67,7 +67,7 @@ def run_serve(cfg: DictConfig) -> None:
                 timeout_graceful_shutdown=5)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="serve")
+@verb("serve")
 def main(cfg: DictConfig) -> None:
     run_serve(cfg)
 

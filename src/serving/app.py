@@ -306,7 +306,6 @@ class StreamSession:
         self.max_samples = int(max_stream_s * rate_hz)
         self.max_frame_bytes = max_frame_bytes
         self.samples = 0
-        self.talk_s: dict[str, float] = {}
 
     def decode(self, data: bytes) -> np.ndarray:
         """A binary frame -> float32 samples at the declared rate; garbage raises :class:`StreamError`."""
@@ -330,24 +329,24 @@ class StreamSession:
         """Resample to 16 kHz and step the streamer (in a worker thread)."""
         if self.resampler is not None:
             x = self.resampler.resample_chunk(x, last=False)
-        return self._count(self.streamer.feed(x))
+        return self.streamer.feed(x)
 
     def finish(self) -> list[StreamEvent]:
         """The resampler's tail, at the end of the stream."""
         if self.resampler is None:
             return []
-        return self._count(self.streamer.feed(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)))
+        return self.streamer.feed(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    def _count(self, events: list[StreamEvent]) -> list[StreamEvent]:
-        for e in events:
-            self.talk_s[e.label] = self.talk_s.get(e.label, 0.0) + self.streamer.params.hop_s
-        return events
+    @property
+    def talk_s(self) -> dict[str, float]:
+        """Speaking time per label (speech hops only, as ``predict`` counts it)."""
+        return self.streamer.speaking_time_s
 
 
 def event_message(e: StreamEvent) -> dict[str, Any]:
     return {"type": "event", "t_s": round(e.t_s, 3), "label": e.label,
             "p_male": None if e.p_male is None else round(e.p_male, 4), "speech_s": round(e.speech_s, 3),
-            "changed": e.changed}
+            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip()}
 
 
 class Service:

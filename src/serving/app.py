@@ -13,7 +13,8 @@ Endpoints:
   ``event`` per decision (t_s, label, p_male, speech_s, changed), and after an empty
   binary frame (end of stream) ``end`` with speaking time per label. Bad frames get an
   ``error`` message and a close with code 1008 (policy violation).
-* ``GET /healthz``, ``GET /docs`` (OpenAPI), ``GET /`` (the web page in ``static/``).
+* ``GET /healthz``, ``GET /docs`` (OpenAPI; Swagger UI's files come with the ``fastapi-offline``
+  package, so the page works with no internet), ``GET /`` (the web page in ``static/``).
 
 Every error is JSON ``{"error": <code>, "detail": <message>}`` with a 4xx status (5xx for
 a bug, which never stops the service). The model loads once, at start-up (lifespan).
@@ -44,6 +45,7 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -116,7 +118,7 @@ class ClassifyBody(BaseModel):
     p_male: float | None = Field(description="calibrated probability of male")
     speech_s: float = Field(description="seconds of speech found by the VAD")
     duration_s: float
-    status: str = Field(description="ok or no_speech")
+    status: str = Field(description="ok, unknown (not sure, or a voice unlike the training data), no_speech or error")
     reason: str | None = None
     quality: list[str] = Field(default_factory=list, description="why the answer is less sure or unknown: clipped, "
                                "short_speech, noisy, narrowband, truncated (the file ends early; what decoded was used)")
@@ -458,7 +460,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
             if own_tmp:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 
-    app = FastAPI(title="Speaker-gender service", version="1.0",
+    app = FastAPIOffline(title="Speaker-gender service", version="1.0",  # /docs' Swagger UI served from the package
                   description="Female, male or unknown for an uploaded recording, or live over a WebSocket. "
                               "The web page is at `/`.", lifespan=lifespan)
     app.add_middleware(_CatchAll)

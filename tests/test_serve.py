@@ -14,8 +14,8 @@ from __future__ import annotations
 import gc
 import io
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys

@@ -57,7 +57,8 @@ from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
-from src.labels import CLASSES
+from src.labels import CLASSES, LABEL_COLOURS
+from src.serving.examples import Example, examples_router
 from src.serving.limits import BodyTimeout, UploadGate, timed_chunks
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class ServeSettings:
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
     run_name: str | None = None  # shown by /healthz
+    examples: tuple[Example, ...] = ()  # clips the page offers to try (GET /v1/examples)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -138,6 +140,7 @@ class HealthBody(BaseModel):
     uploads: dict[str, int] = Field(description="active, max, served, refused_busy (503), timed_out (408)")
     uptime_s: float
     limits: dict[str, float | int]
+    colours: dict[str, str] = Field(default_factory=dict, description="one colour per label (src/labels.py)")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -484,13 +487,14 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(examples_router(settings.examples))
 
     @app.get("/healthz", response_model=HealthBody, summary="Liveness and the model loaded")
     async def healthz(request: Request) -> dict:
         svc: Service = request.app.state.service
         return {"status": "ok", "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
-                "uptime_s": round(time.monotonic() - svc.started, 1),
+                "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
                            "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
                            "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,

@@ -374,8 +374,9 @@ def test_stream_a_real_clip(client, speakers, rate, dtype):
     messages = stream_pcm(client, pcm, rate, dtype, chunk_bytes)
     events, end = messages[:-1], messages[-1]
     assert end["type"] == "end", end
-    assert all(e["type"] == "event" and set(e) == {"type", "t_s", "label", "p_male", "speech_s", "changed"}
-               for e in events)
+    assert all(e["type"] == "event" and set(e) == {"type", "t_s", "label", "p_male", "speech_s", "changed",
+                                                   "p_label", "heard", "text"} for e in events)
+    assert all(e["text"].split()[1] == e["label"].capitalize() for e in events)  # the held label, as stream prints
     duration_s = len(wave) / rate
     assert len(events) >= int(duration_s / 0.3) - 2  # one decision per 0.3 s hop
     assert [e["t_s"] for e in events] == sorted(e["t_s"] for e in events)

@@ -64,7 +64,9 @@ class StreamEvent:
             head += f" {self.p_label:.2f}"
         if not self.is_speech:
             return f"{head}   (silence)"
-        if self.heard != self.label:
+        if self.heard == UNKNOWN and self.label != UNKNOWN:
+            return f"{head}   (not sure: p(male) {self.p_male:.2f})"
+        if self.heard != self.label and self.heard != UNKNOWN:
             p = max(self.p_male, 1.0 - self.p_male)
             return f"{head}   (hearing {self.heard} {p:.2f})"
         return head

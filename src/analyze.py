@@ -31,6 +31,7 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
                 umap_neighbors: int = 15, seed: int = 0) -> dict[str, Path]:
     """Dump mistakes and draw the plots for one finished run; returns what was written."""
     run = open_run(run_dir)
+    log.info("model: %s (%s)", run.dir.name, run.dir)
     preds = run.predictions()
     written = {"mistakes": Path(analysis_dir) / run.encoder}
     dump_mistakes(preds, written["mistakes"], copy_audio)

@@ -35,6 +35,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
     Returns the metrics (also written to ``<run>/eval-<name>/``).
     """
     run = open_run(run_dir)
+    log.info("model: %s (%s)", run.dir.name, run.dir)
     if run.config.encoder.get("end_to_end"):
         if data_cfg is None or not data_cfg.get("manifest_path"):
             raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")

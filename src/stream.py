@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
@@ -38,7 +39,10 @@ def open_source(source: str, cfg: DictConfig) -> Iterator[np.ndarray]:
         check_pcm_format(int(cfg.rate), cfg.dtype, int(cfg.channels))  # now, not at the first read
         return pcm_chunks(sys.stdin.buffer, int(cfg.rate), cfg.dtype, int(cfg.channels), cfg.block_s)
     if source.startswith("file:"):
-        return file_chunks(source[len("file:"):], cfg.block_s, cfg.realtime)
+        path = source[len("file:"):]
+        if not Path(path).is_file():  # now, before the model loads (the generator would read it later)
+            raise SourceError(f"source=file:{path}: no such file")
+        return file_chunks(path, cfg.block_s, cfg.realtime)
     raise SourceError(f"unknown source {source!r}: mic, stdin or file:<path>")
 
 

@@ -167,3 +167,15 @@ def test_stream_ends_with_the_whole_answer_and_speech_only_time(tmp_path, mixed_
     assert times["female"] > 3 and times["male"] > 3, out[-1]
     assert sum(times.values()) <= min(1.2 * speech_s, duration_s - 2.0), (out[-1], speech_s)  # silence not counted
     assert "model: default" in proc.stderr and "Warning" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("stream", ("source=file:no/such/file.wav",), "no such file"),
+    ("stream", ("source=bogus",), "unknown source"),
+    ("serve", ("run=no-such-run",), "no such run folder"),
+    ("train", ("model=no_such_model",), "model"),
+])
+def test_other_verbs_fail_the_same_way(module, args, message):
+    proc = verb(module, *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines(proc.stderr)) == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

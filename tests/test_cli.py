@@ -31,6 +31,8 @@ def verb(module: str, *args: str, cwd: Path = REPO_DIR, env: dict | None = None)
     """``python -m src.<module> args`` with this checkout first on the path; warnings are not silenced here."""
     env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in ("PYTHONWARNINGS", "HYDRA_FULL_ERROR")}
     env["PYTHONPATH"] = str(REPO_DIR)
+    if module in ("predict", "stream") and not any(a.startswith("run=") for a in args) and "--help" not in args:
+        args = (*args, "run=default")  # the shipped model, whatever runs/ holds
     return subprocess.run([sys.executable, "-m", f"src.{module}", *args, "num_threads=1"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
 

@@ -53,3 +53,12 @@ def test_figures_draw_intervals_and_counts():
 def test_one_colour_per_label_shared_with_the_page():
     assert set(LABEL_COLOURS) == {*CLASSES, UNKNOWN, MIXED}
     assert len({to_hex(c) for c in LABEL_COLOURS.values()}) == len(LABEL_COLOURS)
+
+
+def test_the_page_starts_with_the_same_colours():
+    """style.css' starting values (before /healthz hands the colours over) are LABEL_COLOURS."""
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parents[1] / "src" / "serving" / "static" / "style.css").read_text()
+    for label, colour in LABEL_COLOURS.items():
+        assert f"--{label}: {colour};" in css, label

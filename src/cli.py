@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from importlib.resources import files
 
@@ -116,9 +117,10 @@ def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
                 print("stopped", file=sys.stderr)
                 sys.exit(130)
             except Exception as err:  # noqa: BLE001 (every failure becomes one line and an exit code)
-                if debug:
-                    raise
                 code = USAGE_EXIT if isinstance(err, _usage_types()) else FAILURE_EXIT
+                if debug:
+                    traceback.print_exc()
+                    sys.exit(code)
                 kind = "usage" if code == USAGE_EXIT else type(err).__name__
                 print(f"{config_name}: error ({kind}): "
                       f"{one_line(err)}  [debug=true for the traceback]", file=sys.stderr)

@@ -29,7 +29,7 @@ TIMEOUT_S = 240
 
 def verb(module: str, *args: str, cwd: Path = REPO_DIR, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m src.<module> args`` with this checkout first on the path; warnings are not silenced here."""
-    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in ("PYTHONWARNINGS", "HYDRA_FULL_ERROR")}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "HYDRA_FULL_ERROR")}, **(env or {})}
     env["PYTHONPATH"] = str(REPO_DIR)
     if module in ("predict", "stream") and not any(a.startswith("run=") for a in args) and "--help" not in args:
         args = (*args, "run=default")  # the shipped model, whatever runs/ holds
@@ -74,7 +74,9 @@ def test_an_unfinished_run_is_a_usage_error_and_debug_shows_the_traceback(tmp_pa
     proc = verb("predict", f"input={FEMALE}", f"run={run}")
     assert proc.returncode == 2 and "is not a finished run" in proc.stderr and len(lines(proc.stderr)) == 1, proc.stderr
     debug = verb("predict", f"input={FEMALE}", f"run={run}", "debug=true")
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "RunError" in debug.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr and "RunError" in debug.stderr
+    full = verb("predict", f"input={FEMALE}", f"run={run}", env={"HYDRA_FULL_ERROR": "1"})
+    assert full.returncode == 2 and "Traceback" in full.stderr
 
 
 def test_a_failed_command_never_truncates_the_output(tmp_path):

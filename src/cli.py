@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 USAGE_EXIT = 2
 FAILURE_EXIT = 1
 DEBUG_ARGS = ("debug=true", "+debug=true", "debug=True", "+debug=True")
+_SET_BY_US = "GENDER_CLI_SET_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR=1 set by this module, not by the user
 
 
 class UsageError(ValueError):
@@ -106,9 +107,11 @@ def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
             if any(a in ("--help", "-h") for a in sys.argv[1:]):
                 print(verb_help(config_name, sys.modules[task.__module__].__doc__))
                 return
-            debug = any(a in DEBUG_ARGS for a in sys.argv[1:]) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+            user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1" and not os.environ.get(_SET_BY_US)
+            debug = any(a in DEBUG_ARGS for a in sys.argv[1:]) or user_full_error
             sys.argv = [a for a in sys.argv if a not in DEBUG_ARGS]
-            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; the error is reported here
+            if not user_full_error:  # Hydra re-raises and the error is reported here; child processes
+                os.environ["HYDRA_FULL_ERROR"] = os.environ[_SET_BY_US] = "1"  # know it was not the user's
             try:
                 hydra_main()
                 if failed:

@@ -59,6 +59,7 @@ def one_line(err: BaseException) -> str:
     if err.__cause__ is not None and "override" in text.lower():  # Hydra: "Could not override 'x'." + the why
         cause = str(err.__cause__).split("\n")[0]
         text = f"{text.splitlines()[0]} {cause}"
+    text = text.split("Config search path")[0]  # Hydra's list of where it looked: not for the user
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not re.match(r"(full_key|object_type|reference_type|Set the environment)", ln)]
     return " ".join(lines)[:600]

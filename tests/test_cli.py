@@ -178,6 +178,7 @@ def test_stream_ends_with_the_whole_answer_and_speech_only_time(tmp_path, mixed_
     ("stream", ("source=bogus",), "unknown source"),
     ("serve", ("run=no-such-run",), "no such run folder"),
     ("train", ("model=no_such_model",), "model"),
+    ("extract", ("data=manifest", "data.manifest_path=no/such/manifest.csv", "data.name=nowhere"), "manifest not found"),
 ])
 def test_other_verbs_fail_the_same_way(module, args, message):
     proc = verb(module, *args)

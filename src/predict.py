@@ -57,6 +57,18 @@ def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progr
         yield r
 
 
+def output_names(files: list[Path]) -> dict[str, str]:
+    """Each input's output name in ``output_dir``: its stem, or its path under the inputs' common folder
+    (``a__b__call``) when two inputs share a stem, so that no result overwrites another."""
+    import os
+    from collections import Counter
+
+    stems = Counter(f.stem for f in files)
+    root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path(".")
+    return {str(f): f.stem if stems[f.stem] == 1 else "__".join(f.relative_to(root).with_suffix("").parts)
+            for f in files}
+
+
 def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path | None]:
     """Check the command line before any model loads or any file opens.
 
@@ -102,8 +114,9 @@ def run_predict(cfg: DictConfig) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         n = 0
+        names = output_names(files)
         for r in results:
-            with atomic_output(out_dir / (Path(r.path).stem + SUFFIXES[fmt])) as out:
+            with atomic_output(out_dir / (names[str(r.path)] + SUFFIXES[fmt])) as out:
                 n += write_results([r], fmt, out)
         log.info("%d result(s) written to %s/", n, out_dir)
         return n

@@ -90,3 +90,13 @@ def test_stream_text_shows_the_held_label_with_its_own_probability():
     quiet = StreamEvent(13.2, "female", None, 0.1, p_label=0.94)
     assert quiet.text().endswith("(silence)") and "Female 0.94" in quiet.text()
     assert StreamEvent(20.0, UNKNOWN, None, 0.0).text().split() == ["20.0s", "Unknown", "(silence)"]
+
+
+def test_output_dir_names_never_collide():
+    from pathlib import Path
+
+    from src.predict import output_names
+
+    files = [Path("/in/a/call.wav"), Path("/in/b/call.flac"), Path("/in/b/other.wav")]
+    assert output_names(files) == {"/in/a/call.wav": "a__call", "/in/b/call.flac": "b__call",
+                                   "/in/b/other.wav": "other"}

@@ -24,8 +24,8 @@ demo: setup  ## the main job on the bundled sample
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-fast: setup  ## the math, configs and manifests only (seconds): what to run while working
-	$(BIN)/python -m pytest -q tests/test_math.py tests/test_configs.py tests/test_manifest.py
+test-fast: setup  ## the math, configs, manifests, output formats and plots only (seconds): what to run while working
+	$(BIN)/python -m pytest -q tests/test_math.py tests/test_configs.py tests/test_manifest.py tests/test_outputs.py tests/test_plots.py
 
 bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py

@@ -1,6 +1,9 @@
 """Hydra's configs for ``pkg://conf``; the config groups whose schema and defaults are dataclasses
 are registered here, so that each setting is defined once (in ``src/inference/params.py``)."""
 
+import os
+from pathlib import Path
+
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
@@ -13,6 +16,17 @@ def _schema(cls) -> object:
     OmegaConf.set_readonly(node, False)  # the dataclasses are frozen; a command-line override is not
     return node
 
+
+def project_dir() -> str:
+    """Where ``runs/``, ``logs/``, ``models-embeddings/`` ... live: ``$GENDER_HOME``, else this checkout
+    (the folder holding ``pyproject.toml`` above ``conf/``), else the current folder (an installed copy)."""
+    if os.environ.get("GENDER_HOME"):
+        return str(Path(os.environ["GENDER_HOME"]).expanduser().resolve())
+    checkout = Path(__file__).resolve().parents[1]
+    return str(checkout if (checkout / "pyproject.toml").is_file() else Path.cwd())
+
+
+OmegaConf.register_new_resolver("gender_home", project_dir, replace=True)  # ${gender_home:} in conf/paths
 
 _store = ConfigStore.instance()
 _store.store(group="stream", name="default", node=_schema(StreamParams))  # src.stream and the service's WebSocket

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
@@ -31,6 +31,7 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
                 umap_neighbors: int = 15, seed: int = 0) -> dict[str, Path]:
     """Dump mistakes and draw the plots for one finished run; returns what was written."""
     run = open_run(run_dir)
+    log.info("model: %s (%s)", run.dir.name, run.dir)
     preds = run.predictions()
     written = {"mistakes": Path(analysis_dir) / run.encoder}
     dump_mistakes(preds, written["mistakes"], copy_audio)
@@ -61,7 +62,7 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
     return written
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="analyze")
+@verb("analyze")
 def main(cfg: DictConfig) -> None:
     analyze_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap,
                 cfg.umap_neighbors, cfg.seed)

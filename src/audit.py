@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 from omegaconf import DictConfig
 
 from src.analysis.audit import AuditParams, audit, f0_medians, write_audit
@@ -36,7 +36,7 @@ def run_audit(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="audit")
+@verb("audit")
 def main(cfg: DictConfig) -> None:
     run_audit(cfg)
 

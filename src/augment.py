@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import numpy as np
 import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
@@ -74,7 +74,7 @@ def run_augment(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="augment")
+@verb("augment")
 def main(cfg: DictConfig) -> None:
     run_augment(cfg)
 

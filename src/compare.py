@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -73,7 +73,7 @@ def compare_runs(runs_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="compare")
+@verb("compare")
 def main(cfg: DictConfig) -> None:
     compare_runs(cfg.paths.runs_dir, cfg.paths.analysis_dir)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
@@ -35,6 +35,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
     Returns the metrics (also written to ``<run>/eval-<name>/``).
     """
     run = open_run(run_dir)
+    log.info("model: %s (%s)", run.dir.name, run.dir)
     if run.config.encoder.get("end_to_end"):
         if data_cfg is None or not data_cfg.get("manifest_path"):
             raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")
@@ -92,7 +93,7 @@ def end_to_end_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier
     return pipe.classifier, data
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="evaluate")
+@verb("evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name, cfg.data)
 

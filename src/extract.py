@@ -14,7 +14,7 @@ import copy
 import json
 import logging
 
-import hydra
+from src.cli import verb
 from omegaconf import DictConfig, open_dict
 
 from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, set_threads,
@@ -67,7 +67,7 @@ def run_extract(cfg: DictConfig) -> Summary | None:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="extract")
+@verb("extract")
 def main(cfg: DictConfig) -> None:
     run_extract(cfg)
 

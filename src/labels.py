@@ -9,6 +9,9 @@ UNKNOWN = "unknown"
 MIXED = "mixed"
 """A whole stream's answer when no label has a clear majority of its speaking time."""
 
+LABEL_COLOURS: dict[str, str] = {"female": "#8e5bd6", "male": "#138a7a", UNKNOWN: "#a3a3a8", MIXED: "#d08a2c"}
+"""One colour per answer, everywhere: the web page (``/healthz`` hands them to it), the plots and the UMAP."""
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _ALIASES = {

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 from omegaconf import DictConfig
 
 from src.data.adapters import (commonvoice_manifest, folder_manifest, librispeech_manifest,
@@ -49,7 +49,7 @@ def prepare(source: str, root: str | Path, out_path: str | Path, mic: str = "mic
     return adapters[source](root, out_path)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="prepare")
+@verb("prepare")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: see ``conf/prepare.yaml`` or ``--help``."""
     prepare(cfg.source, cfg.root, cfg.out, mic=cfg.mic, tsv=cfg.tsv)

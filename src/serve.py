@@ -14,13 +14,14 @@ import functools
 import ipaddress
 import logging
 
-import hydra
+from src.cli import verb
 from omegaconf import DictConfig
 
 from src.building import set_threads
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
 from src.serving.app import ServeSettings, create_app
+from src.serving.examples import Example
 from src.inference.pretrained import resolve_model
 from src.training.runs import open_run
 
@@ -35,7 +36,8 @@ def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSetting
                          max_uploads=int(cfg.max_uploads), upload_timeout_s=float(cfg.upload_timeout_s),
                          upload_idle_timeout_s=float(cfg.upload_idle_timeout_s),
                          stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,
-                         allowed_origins=tuple(cfg.allowed_origins), run_name=run_name)
+                         allowed_origins=tuple(cfg.allowed_origins), run_name=run_name,
+                         examples=tuple(Example(str(e.title), str(e.path)) for e in cfg.get("examples") or ()))
 
 
 def is_loopback(host: str) -> bool:
@@ -61,13 +63,13 @@ def run_serve(cfg: DictConfig) -> None:
     if not is_loopback(str(cfg.host)):
         log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",
                     cfg.host)
-    log.info("serving %s on http://%s:%s/", run_dir, cfg.host, cfg.port)
+    log.info("model: %s (%s); serving on http://%s:%s/", run_dir.name, run_dir, cfg.host, cfg.port)
     uvicorn.run(create_app(factory, settings), host=str(cfg.host), port=int(cfg.port), log_config=None,
                 log_level=str(cfg.log_level), ws_max_size=settings.max_frame_bytes + 1024,
                 timeout_graceful_shutdown=5)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="serve")
+@verb("serve")
 def main(cfg: DictConfig) -> None:
     run_serve(cfg)
 

@@ -4,8 +4,11 @@
     python -m src.stream run=runs/resemblyzer-... source=file:call.wav realtime=false
     arecord -f S16_LE -r 8000 -c 1 | python -m src.stream run=... source=stdin rate=8000
 
-Prints a decision every hop (``12.6s  Female 0.94``) and a line at each change; at
-the end, speaking time per label.
+Prints a decision every hop (``12.6s  Female 0.94``: the held label and its own probability;
+``(hearing male 0.81)`` while a change waits for confirmation, ``(silence)`` between words) and a
+line at each change; ``every_hop=false`` prints only the changes (for long sessions). At the end:
+the whole stream's answer (``mixed`` when neither voice has two thirds of it) and speaking time per
+label, counted over speech only, as ``predict`` counts it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from src.building import set_threads
+from src.cli import verb
 from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
+from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +39,24 @@ def open_source(source: str, cfg: DictConfig) -> Iterator[np.ndarray]:
         check_pcm_format(int(cfg.rate), cfg.dtype, int(cfg.channels))  # now, not at the first read
         return pcm_chunks(sys.stdin.buffer, int(cfg.rate), cfg.dtype, int(cfg.channels), cfg.block_s)
     if source.startswith("file:"):
-        return file_chunks(source[len("file:"):], cfg.block_s, cfg.realtime)
+        path = source[len("file:"):]
+        if not Path(path).is_file():  # now, before the model loads (the generator would read it later)
+            raise SourceError(f"source=file:{path}: no such file")
+        return file_chunks(path, cfg.block_s, cfg.realtime)
     raise SourceError(f"unknown source {source!r}: mic, stdin or file:<path>")
 
 
 def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_hop: bool = True,
                emit: Callable[[str], None] = print) -> dict[str, float]:
-    """Feed chunks until the source ends; print decisions; return speaking time (s) per label."""
-    talk: dict[str, float] = {}
-    hop_s = streamer.params.hop_s
+    """Feed chunks until the source ends; print decisions; return speaking time (s) per label
+    (speech hops only, by the label held at each)."""
     for chunk in chunks:
         for e in streamer.feed(chunk):
-            talk[e.label] = talk.get(e.label, 0.0) + hop_s
             if e.changed:
                 emit(f"{e.text()}   <- change ({e.previous} -> {e.label})")
             elif every_hop:
                 emit(e.text())
-    return {k: round(v, 2) for k, v in talk.items()}
+    return {k: round(v, 2) for k, v in streamer.speaking_time_s.items()}
 
 
 def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> Iterator[StreamEvent]:
@@ -60,22 +65,21 @@ def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> It
         yield from streamer.feed(chunk)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="stream")
+@verb("stream")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
+    chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load
+    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
+    log.info("model: %s (%s)", run_dir.name, run_dir)
+    pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below)
+    streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
     try:
-        chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load
-        pipe = GenderPipeline.from_run(resolve_model(cfg.run, cfg.paths.runs_dir), device=cfg.device,
-                                       unknown_below=cfg.unknown_below)
-        streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
         talk = run_stream(chunks, streamer, cfg.every_hop)
-    except SourceError as e:
-        log.error("%s", e)
-        sys.exit(2)
     except KeyboardInterrupt:
+        talk = {k: round(v, 2) for k, v in streamer.speaking_time_s.items()}
         log.info("stopped")
-        return
-    log.info("stream ended; time per label (s): %s", talk)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(talk.items())) or "no speech"
+    print(f"end: {stream_verdict(talk)} (speaking time: {times}) [model: {run_dir.name}]")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 import pandas as pd
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
@@ -144,7 +144,7 @@ def write_table(table: pd.DataFrame, out: Path) -> Path:
     return out.with_suffix(".md")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="study")
+@verb("study")
 def main(cfg: DictConfig) -> None:
     run_study(cfg)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
+from src.cli import verb
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -113,7 +113,7 @@ def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
                      encoder_meta=metas[0], info=info, heads=head_params(cfg))
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="train")
+@verb("train")
 def main(cfg: DictConfig) -> float:
     metrics = run_train(cfg, HydraConfig.get().runtime.output_dir)
     return metrics["val"]["log_loss"]

@@ -92,7 +92,7 @@ def test_pipeline_from_sklearn_run(embeddings_dir, tmp_path, sample_clips):
     pipe = GenderPipeline.from_run(run_dir)
     clip = next(c for c in sample_clips if c.groups.get("corpus") == "vctk")
     result = pipe(clip.path)
-    assert result.status == "ok" and result.label in ("female", "male", "unknown")
+    assert (result.status, result.label) in {("ok", "female"), ("ok", "male"), ("unknown", "unknown")}
     assert result.p_male == pytest.approx(1 - result.p_female)
 
 
@@ -186,7 +186,7 @@ def test_run_trained_on_mel128_features_serves_audio(tmp_path, sample_clips):
     train(emb, run_dir, "data=commonvoice_mel128", "encoder=mel128", "model=logreg", "data.max_rows=2000",
           f"data.features_dir={MEL128_DIR}", f"paths.embeddings_dir={emb}")
     result = GenderPipeline.from_run(run_dir)(sample_clips[0].path)
-    assert result.status == "ok" and 0.0 <= result.p_male <= 1.0
+    assert result.status in ("ok", "unknown") and 0.0 <= result.p_male <= 1.0  # unknown: answered, not sure
 
 
 def test_mel128_source_needs_the_mel128_encoder(tmp_path):

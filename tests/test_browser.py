@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
-from test_serve import SR, free_port, serve_run, shared_server, speaker_wave, stop_process, sure_speakers
+from test_serve import (REPO_DIR, SR, free_port, serve_process, serve_run, shared_server, speaker_wave, stop_process,
+                        sure_speakers)
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 LABEL_TIMEOUT_S = 30
@@ -160,6 +161,7 @@ def test_record_shows_the_live_label(page, speaker):
     assert label == speaker.gender, f"{page.status()}; console: {page.console}"
     assert page.eval("document.querySelectorAll('#live-timeline .seg').length") >= 1
     assert page.eval("parseFloat(document.getElementById('live-confidence').style.width)") > 50
+    assert page.eval("parseFloat(document.getElementById('live-level').style.width)") > 0  # the mic level meter
     assert "listening" in page.eval("document.getElementById('live-status').textContent")
     page.click("#record")  # stop: the page sends the end frame and shows the speaking time
     page.wait_for("document.getElementById('live-status').textContent.includes('speaking time')", 15,
@@ -167,11 +169,66 @@ def test_record_shows_the_live_label(page, speaker):
 
 
 def test_a_picked_file_shows_its_result(page, speech_wav, speaker):
-    doc = page.call("DOM.getDocument")
-    node = page.call("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file-input")
-    page.call("DOM.setFileInputFiles", files=[str(speech_wav)], nodeId=node["nodeId"])
+    set_file(page, speech_wav)
     label = page.wait_for("document.getElementById('file-result').hidden ? null : "
                           "document.getElementById('file-label').dataset.label", 60, "the file's result")
     assert label == speaker.gender, page.status()
     assert page.eval("document.querySelectorAll('#file-timeline .seg').length") >= 1
     assert "speaking time" in page.eval("document.getElementById('file-talk').textContent")
+
+
+def set_file(page: DevTools, path: Path) -> None:
+    doc = page.call("DOM.getDocument")
+    node = page.call("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file-input")
+    page.call("DOM.setFileInputFiles", files=[str(path)], nodeId=node["nodeId"])
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory) -> Iterator[str]:
+    """``python -m src.serve run=default``: the shipped model a new user meets first."""
+    with serve_process(REPO_DIR / "models" / "default", tmp_path_factory.mktemp("default-server")) as url:
+        yield url
+
+
+def open_page(page: DevTools, url: str) -> None:
+    page.call("Page.navigate", url=f"{url}/")
+    page.wait_for("document.readyState === 'complete' && "
+                  "document.getElementById('health').textContent.includes('resemblyzer')", 30, "the page")
+
+
+def test_an_example_clip_plays_and_gets_the_right_label(page, default_server):
+    open_page(page, default_server)
+    examples = httpx.get(f"{default_server}/v1/examples", timeout=10).json()
+    assert [e["name"] for e in examples][:2] == ["p225_020.flac", "p226_011.flac"]  # conf/serve.yaml
+    expected = {"p225_020.flac": "female", "p226_011.flac": "male"}  # data/sample/manifest.csv
+    page.wait_for("document.querySelectorAll('#examples button').length >= 2", 15, "the example buttons")
+    for i, name in enumerate(expected):
+        page.click(f"#examples button:nth-of-type({i + 1})")
+        label = page.wait_for(f"document.getElementById('file-name').textContent === {json.dumps(name)} && "
+                              "!document.getElementById('file-result').hidden && "
+                              "document.getElementById('file-label').dataset.label", 60, f"the result of {name}")
+        assert label == expected[name], page.status()
+    numbers = page.eval("document.getElementById('file-numbers').textContent")
+    assert "p(female) = " in numbers and "p(male) = " in numbers, numbers  # both probabilities
+    assert page.eval("document.getElementById('file-audio').src").startswith("blob:")  # the player has the clip
+    page.wait_for("document.getElementById('file-audio').duration > 5", 15, "the player loading the clip")
+    ticks = page.eval("[...document.querySelectorAll('#file-axis span')].map(s => s.textContent)")
+    assert ticks[0] == "0 s" and len(ticks) >= 3, ticks  # the strip sits on a time axis
+    assert page.eval("document.querySelectorAll('#file-timeline .seg').length") >= 1
+    colour = page.eval("getComputedStyle(document.documentElement).getPropertyValue('--male').trim()")
+    assert colour == "#138a7a"  # src/labels.py's LABEL_COLOURS, handed over by /healthz
+
+
+def test_a_failed_upload_clears_the_previous_result(page, speech_wav, tmp_path):
+    good = tmp_path / "again.wav"  # another name: the input fires no change for the file it already holds
+    good.write_bytes(speech_wav.read_bytes())
+    set_file(page, good)
+    page.wait_for("!document.getElementById('file-result').hidden && "
+                  "document.getElementById('file-name').textContent === 'again.wav'", 60, "a first result")
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio at all " * 40)
+    set_file(page, bad)
+    page.wait_for("document.getElementById('file-status').classList.contains('error')", 30, "the upload's error")
+    assert page.eval("document.getElementById('file-result').hidden") is True, page.status()
+    assert page.eval("document.getElementById('file-label').textContent") == "–"
+    assert not page.eval("document.getElementById('file-audio').getAttribute('src')")

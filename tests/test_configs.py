@@ -71,7 +71,7 @@ def test_data_config_composes(make_cfg, key, tmp_path):
     data = resolved["data"]
     assert {"name", "manifest_path", "metadata_path", "group_columns"} <= set(data)
     assert isinstance(data["group_columns"], list)
-    assert resolved["paths"]["embeddings_dir"] == f"models-embeddings/{data['name']}"
+    assert resolved["paths"]["embeddings_dir"] == f"{resolved['paths']['root_dir']}/models-embeddings/{data['name']}"
     if key == "sample":
         assert Path(data["manifest_path"]) == SAMPLE_MANIFEST_PATH
         clips = load_clips(cfg.data)
@@ -85,7 +85,7 @@ def test_data_config_composes(make_cfg, key, tmp_path):
         names = [s if isinstance(s, str) else s["name"] for s in data["sources"]]  # a key or an inline config
         assert [s.name for s in sources] == names
         assert all(s.name in DATA_KEYS for s, given in zip(sources, data["sources"]) if isinstance(given, str))
-        assert [s.embeddings_dir for s in sources] == [f"models-embeddings/{n}" for n in names]
+        assert [s.embeddings_dir for s in sources] == [f"{REPO_DIR}/models-embeddings/{n}" for n in names]
         assert {s.augments for s in sources} - {None} <= set(names)  # copies of sources of the same mix
     elif key != "manifest":
         manifest = REPO_DIR / data["manifest_path"]
@@ -147,3 +147,13 @@ def test_stream_and_timeline_settings_are_defined_once():
     assert cfg("serve", "stream.change_hops=2").stream.change_hops == 2  # still overridable
     with pytest.raises(ConfigCompositionException, match="chnage_hops"):  # a misspelt key fails at compose time
         cfg("serve", "stream.chnage_hops=2")
+
+
+def test_paths_resolve_from_the_project_not_the_current_folder(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths = OmegaConf.to_container(make_cfg().paths, resolve=True)
+    assert paths["root_dir"] == str(REPO_DIR) and paths["runs_dir"] == str(REPO_DIR / "runs")
+    assert paths["log_dir"] == str(REPO_DIR / "logs")
+    monkeypatch.setenv("GENDER_HOME", str(tmp_path / "home"))
+    paths = OmegaConf.to_container(make_cfg().paths, resolve=True)
+    assert paths["runs_dir"] == str(tmp_path / "home" / "runs")

@@ -409,17 +409,17 @@ def test_predict_manifest_to_rttm(cli_runs, cli_inputs, conversation):
 
 
 def test_stream_file_prints_decisions(cli_runs, conversation):
-    out = ok(cli_runs["stream_file"]).stdout.splitlines()
+    *out, end = ok(cli_runs["stream_file"]).stdout.splitlines()
     assert len(out) == pytest.approx(conversation.duration_s / 0.3, abs=2), out[:5]
     changes = [line for line in out if "<- change" in line]
     assert any("-> male)" in line for line in changes) and any("-> female)" in line for line in changes), out
-    assert "stream ended" in cli_runs["stream_file"].stderr
+    assert end.startswith("end: ") and "speaking time: female" in end, end  # the whole stream's answer
 
 
 def test_stream_raw_pcm_on_stdin(cli_runs, conversation):
     """The first two turns (female, male) as 8 kHz int16 on standard input."""
-    out = ok(cli_runs["stream_stdin_8k"]).stdout.splitlines()
-    assert len(out) == pytest.approx(conversation.turns[1][1] / 0.3, abs=2), out[:5]
+    *out, end = ok(cli_runs["stream_stdin_8k"]).stdout.splitlines()
+    assert end.startswith("end: ") and len(out) == pytest.approx(conversation.turns[1][1] / 0.3, abs=2), out[:5]
     changes = [line for line in out if "<- change" in line]
     assert [c.split("(")[-1] for c in changes] == ["unknown -> female)", "female -> male)"], out
 

@@ -110,7 +110,7 @@ def test_pipeline_serves_a_melcnn_run_as_trained(sample_run):
         age_rows = {r["id"]: r for r in csv.DictReader(f)}
     for r in test[:6]:
         result = pipe(r["path"])
-        assert result.status == "ok"
+        assert result.status in ("ok", "unknown")  # unknown: answered, not sure
         assert result.p_male == pytest.approx(float(r["p_male"]), abs=0.02), r["path"]
         age = age_rows[r["id"]]  # the run's age head, through the same trunk features
         assert result.age_band == age["predicted_band"]

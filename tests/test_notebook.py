@@ -25,13 +25,30 @@ def outputs(nb: nbformat.NotebookNode) -> list[dict]:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
-def test_notebook_is_saved_clean():
+def test_notebook_ships_executed_and_small():
+    """Saved with the outputs of a run on the bundled sample, every code cell run once, in order."""
     nb = nbformat.read(NOTEBOOK_PATH, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    outs = outputs(nb)
+    assert not [o for o in outs if o["output_type"] == "error"]
+    assert len([o for o in outs if "image/png" in o.get("data", {})]) == 3
+    assert NOTEBOOK_PATH.stat().st_size < 512 * 1024  # a few plots and one audio player
+    printed = "".join(o.get("text", "") for o in outs)
+    assert "data sample" in printed  # a run on the bundled sample
     assert any('os.environ.get("RUN_DIR")' in c.source for c in code)
     assert any('os.environ.get("ANALYSIS_DIR"' in c.source for c in code)
+
+
+def test_notebook_shows_the_shipped_model_next_to_the_run():
+    nb = nbformat.read(NOTEBOOK_PATH, as_version=4)
+    html = [o["data"]["text/html"] for o in outputs(nb) if "text/html" in o.get("data", {})]
+    assert any("shipped model" in t and "this run" in t for t in html)  # the two test columns side by side
+    cards = [o["data"]["text/markdown"] for o in outputs(nb) if "text/markdown" in o.get("data", {})]
+    assert any(c.startswith("# Model card: `default`") for c in cards)
+    first = nb.cells[0].source
+    assert "pip install jupyterlab" in first and "jupyter lab notebooks/analysis.ipynb" in first
 
 
 @pytest.mark.slow

@@ -168,7 +168,9 @@ def test_tensorboard_events(trained_run):
     assert list(run_dir.glob("events.out.tfevents.*"))
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0}).Reload()
     tags = acc.Tags()
-    assert {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "test/accuracy"} <= set(tags["scalars"])
+    assert {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "final/accuracy_test"} <= set(tags["scalars"])
+    flipped = {"/".join(t.split("/")[::-1]) for t in tags["scalars"] if t.count("/") == 1}
+    assert not flipped & set(tags["scalars"]), "near-duplicate tags such as accuracy/val and val/accuracy"
     assert [e.step for e in acc.Scalars("loss/val")] == list(range(1, metrics["epochs"] + 1))
     assert {"confusion_matrix/val", "confusion_matrix/test"} <= set(tags["images"])
     image = acc.Images("confusion_matrix/test")[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from src.analysis.plots import plt, save
-from src.labels import CLASSES
+from src.labels import CLASSES, LABEL_COLOURS
 
 
 def umap_2d(x: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -22,7 +22,7 @@ def umap_figure(xy: np.ndarray, y: np.ndarray, wrong: np.ndarray, title: str, pa
     fig, ax = plt.subplots(figsize=(6, 5))
     for c, name in enumerate(CLASSES):
         m = y == c
-        ax.scatter(xy[m, 0], xy[m, 1], s=10, alpha=0.7, label=f"{name} ({m.sum()})")
+        ax.scatter(xy[m, 0], xy[m, 1], s=10, alpha=0.7, color=LABEL_COLOURS[name], label=f"{name} ({m.sum()})")
     if wrong.any():
         ax.scatter(xy[wrong, 0], xy[wrong, 1], s=40, facecolors="none", edgecolors="k", linewidths=1,
                    label=f"misclassified ({wrong.sum()})")

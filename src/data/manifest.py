@@ -33,6 +33,10 @@ class ManifestError(ValueError):
     """A manifest that cannot be used; the message names the file and the row."""
 
 
+class ManifestNotFound(ManifestError, FileNotFoundError):
+    """The manifest file does not exist (a usage error: the path is wrong)."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One row of a manifest, resolved."""
@@ -107,7 +111,7 @@ def _read_rows(manifest_path: Path, bad_rows: list[str] | None = None,
     or, when ``bad_rows`` is a list, is appended to it (as ``file:line: why``) and skipped.
     """
     if not manifest_path.is_file():
-        raise ManifestError(f"manifest not found: {manifest_path}")
+        raise ManifestNotFound(f"manifest not found: {manifest_path}")
     records = _records(_decode(manifest_path))
     first = next(records, None)
     if first is None:

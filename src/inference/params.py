@@ -15,6 +15,7 @@ class TimelineParams:
     hop_s: float = 0.5  # one decision per hop
     min_window_speech_s: float = 0.5  # windows with less speech are not scored
     smooth_hops: int = 3  # moving average of p(male) over this many scored hops
+    merge_gap_s: float = 1.0  # neighbouring segments of one label with a pause up to this long become one
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
 from src.encoders.base import Encoder
 from src.inference.quality import QualityParams, assess
-from src.labels import CLASSES, UNKNOWN
+from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.inference.params import TimelineParams  # noqa: F401 (re-exported)
 from src.vad.silero import SileroSegmenter, join_segments
@@ -34,15 +34,18 @@ class Segment:
     end_s: float
     label: str
     p_male: float
+    speech_s: float | None = None  # speech in it (a segment may span a short pause); None: end_s - start_s
 
 
 @dataclass
 class GenderResult:
     """The answer for one recording.
 
-    ``label`` is ``female``, ``male`` or ``unknown`` (no speech, confidence under the
-    pipeline's ``unknown_below``, or a voice unlike the model's training data: ``reason`` says
-    which); ``status`` is ``ok``, ``no_speech`` or ``error``. ``age_group`` (child / teen / adult)
+    ``label`` is ``female``, ``male``, ``mixed`` (with a timeline: both voices, neither with
+    :data:`MAJORITY_SHARE` of the speaking time; ``speaking_time_s`` says how much of each) or
+    ``unknown``. ``status`` says why: ``ok`` (an answer), ``unknown`` (speech, but confidence under
+    the pipeline's ``unknown_below`` or a voice unlike the model's training data: ``reason`` says
+    which), ``no_speech`` or ``error`` (the file could not be read: ``reason``). ``age_group`` (child / teen / adult)
     and its calibrated probability come from models trained where ages exist; ``age_band`` and its
     (uncalibrated) probability from end-to-end runs with an age head. ``model`` names the model
     that answered. ``quality`` names what makes the recording untrustworthy (``clipped``,
@@ -198,10 +201,11 @@ class GenderPipeline:
         result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
                               round(duration_s, 3), model=self.model_name, quality=quality.notes)
         if result.label == UNKNOWN:
+            result.status = UNKNOWN
             result.reason = f"not sure: top probability under {self.unknown_below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
         if self.classifier.outside(x)[0]:
-            result.label, result.reason = UNKNOWN, "a voice unlike the model's training data (out of distribution)"
+            result.label, result.status, result.reason = UNKNOWN, UNKNOWN, "a voice unlike the model's training data (out of distribution)"
         if self.classifier.age_head is not None:
             pa = self.classifier.age_head.predict_proba(x)[0]
             result.age_group = self.classifier.age_head.classes[int(pa.argmax())]
@@ -213,6 +217,11 @@ class GenderPipeline:
         if timeline:
             result.timeline = self.timeline(wave, segments)
             result.speaking_time_s = speaking_time(result.timeline)
+            verdict = majority_label(result.speaking_time_s)
+            if verdict == MIXED:  # two voices: no single headline label or probability
+                result.label, result.status, result.p_female, result.p_male = MIXED, "ok", None, None
+                result.reason = "both voices: " + ", ".join(
+                    f"{k} {result.speaking_time_s.get(k, 0.0):.1f} s" for k in CLASSES)
         return result
 
     def timeline(self, wave: np.ndarray, segments: list[dict[str, int]]) -> list[Segment]:
@@ -235,9 +244,11 @@ class GenderPipeline:
         if not scored:
             return []
         p = smooth(self.p_male(windows), tp.smooth_hops)
-        out = merge_hops(np.array(scored), p, tp.hop_s, self.label_for)
+        out = merge_gaps(merge_hops(np.array(scored), p, tp.hop_s, self.label_for), tp.merge_gap_s)
         duration_s = math.floor(len(wave) / sr * 1000) / 1000  # the last hop may run past the end
-        out[-1].end_s = min(out[-1].end_s, duration_s)
+        if out[-1].end_s > duration_s:
+            out[-1].speech_s = round(max(0.0, out[-1].speech_s - (out[-1].end_s - duration_s)), 3)
+            out[-1].end_s = duration_s
         return out
 
 
@@ -272,12 +283,45 @@ def merge_hops(hops: np.ndarray, p_male: np.ndarray, hop_s: float, label_for) ->
             out.append(Segment(round(start, 3), round(end, 3), label, float(p)))
     for s in out:
         s.end_s, s.p_male = round(s.end_s, 3), round(s.p_male, 4)
+        s.speech_s = round(s.end_s - s.start_s, 3)
+    return out
+
+
+def merge_gaps(segments: list[Segment], max_gap_s: float) -> list[Segment]:
+    """Neighbouring segments of one label with a pause of at most ``max_gap_s`` between them become
+    one; its ``speech_s`` stays the speech only and its ``p_male`` the speech-weighted mean."""
+    out: list[Segment] = []
+    for s in segments:
+        last = out[-1] if out else None
+        if last and last.label == s.label and s.start_s - last.end_s <= max_gap_s + 1e-6:
+            a, b = last.speech_s or 0.0, s.speech_s or 0.0
+            last.p_male = round((last.p_male * a + s.p_male * b) / max(a + b, 1e-9), 4)
+            last.end_s, last.speech_s = s.end_s, round(a + b, 3)
+        else:
+            out.append(Segment(s.start_s, s.end_s, s.label, s.p_male, s.speech_s))
     return out
 
 
 def speaking_time(timeline: list[Segment]) -> dict[str, float]:
-    """Seconds of speech per label."""
+    """Seconds of speech per label (pauses inside a segment not counted)."""
     out: dict[str, float] = {}
     for s in timeline:
-        out[s.label] = round(out.get(s.label, 0.0) + s.end_s - s.start_s, 3)
+        speech_s = s.end_s - s.start_s if s.speech_s is None else s.speech_s
+        out[s.label] = round(out.get(s.label, 0.0) + speech_s, 3)
     return out
+
+
+MAJORITY_SHARE = 2 / 3
+"""A label needs this share of the speech labelled female or male to be a recording's (or a stream's) answer."""
+
+
+def majority_label(speaking_time_s: dict[str, float], majority_share: float = MAJORITY_SHARE) -> str:
+    """The answer from speaking time per label: the label with at least ``majority_share`` of the
+    time labelled female or male; neither: ``mixed``; none of either: ``unknown``. E.g. male 9.6 s,
+    female 4.2 s -> male (70 %); male 5 s, female 4 s -> mixed."""
+    times = {c: speaking_time_s.get(c, 0.0) for c in CLASSES}
+    total = sum(times.values())
+    if total <= 0:
+        return UNKNOWN
+    top = max(times, key=times.get)
+    return top if times[top] >= majority_share * total else MIXED

@@ -37,13 +37,25 @@ def resolve_model(run: str | Path | None, runs_dir: str | Path) -> Path:
     ``run`` is a run folder, ``latest`` / ``latest:<encoder>`` (the newest finished run under
     ``runs_dir``), or ``default`` (the shipped model). ``latest`` with no finished run falls back to
     the shipped default model, and says so.
+
+    Raises:
+        RunError: no such folder, or a folder that is not a finished run (no checkpoint).
     """
     from src.training.runs import RunError, resolve_run
 
     if run in (None, "", DEFAULT_MODEL):
         return pretrained_dir(DEFAULT_MODEL)
     try:
-        return resolve_run(run, runs_dir)
+        path = resolve_run(run, runs_dir)
+        if not path.is_dir() and not path.is_absolute():  # runs/<name> or <name>, from any folder
+            path = next((p for p in (Path(runs_dir) / path.name, Path(runs_dir).parent / path) if p.is_dir()), path)
+        if not path.is_dir():
+            raise RunError(f"run={run}: no such run folder (a folder under {runs_dir}, latest, "
+                           f"latest:<encoder> or default)")
+        if not (path / CHECKPOINT_NAME).is_file():
+            raise RunError(f"run={run}: {path} is not a finished run (no {CHECKPOINT_NAME}); it may have "
+                           f"crashed or still be training")
+        return path
     except RunError:
         if str(run) != "latest":
             raise

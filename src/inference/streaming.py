@@ -28,8 +28,8 @@ import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.params import StreamParams  # noqa: F401 (re-exported)
-from src.inference.pipeline import GenderPipeline
-from src.labels import CLASSES, MIXED, UNKNOWN
+from src.inference.pipeline import MAJORITY_SHARE, GenderPipeline, majority_label
+from src.labels import UNKNOWN
 from src.vad.silero import WINDOW_SAMPLES, load_silero_model
 
 
@@ -43,13 +43,33 @@ class StreamEvent:
     speech_s: float
     changed: bool = False
     previous: str | None = None
+    p_label: float | None = None  # the held label's probability, from the last decision that supported it
+    heard: str | None = None  # this hop's own label (None: silence); differs from label while a change waits
+
+    @property
+    def is_speech(self) -> bool:
+        """Whether this hop had enough speech to be scored (else the label is held through silence)."""
+        return self.p_male is not None
 
     def text(self) -> str:
-        """``12.6s  Female 0.94`` (probability of the label shown)."""
-        if self.p_male is None or self.label == UNKNOWN:
-            return f"{self.t_s:6.1f}s  {self.label.capitalize()}"
-        p = self.p_male if self.label == "male" else 1.0 - self.p_male
-        return f"{self.t_s:6.1f}s  {self.label.capitalize()} {p:.2f}"
+        """One line that cannot contradict itself: the held label with its own probability, then
+        what this hop heard when it differs, or ``(silence)``::
+
+            12.6s  Female 0.94
+            12.9s  Female 0.94   (hearing male 0.81)
+            13.2s  Female 0.94   (silence)
+        """
+        head = f"{self.t_s:6.1f}s  {self.label.capitalize()}"
+        if self.p_label is not None and self.label != UNKNOWN:
+            head += f" {self.p_label:.2f}"
+        if not self.is_speech:
+            return f"{head}   (silence)"
+        if self.heard == UNKNOWN and self.label != UNKNOWN:
+            return f"{head}   (not sure: p(male) {self.p_male:.2f})"
+        if self.heard != self.label and self.heard != UNKNOWN:
+            p = max(self.p_male, 1.0 - self.p_male)
+            return f"{head}   (hearing {self.heard} {p:.2f})"
+        return head
 
 
 class StreamingGender:
@@ -78,6 +98,8 @@ class StreamingGender:
         self._since_hop = 0
         self._silence_s = 0.0
         self.label = UNKNOWN
+        self.speaking_time_s: dict[str, float] = {}  # speech hops per held label, seconds
+        self._label_p: float | None = None
         self._candidate: str | None = None
         self._streak = 0
 
@@ -140,8 +162,8 @@ class StreamingGender:
             self._silence_s += p.hop_s
             self._candidate, self._streak = None, 0
             if self._silence_s >= p.silence_unknown_s:
-                self.label = UNKNOWN
-            return StreamEvent(t_s, self.label, None, speech_s, self.label != previous, previous)
+                self.label, self._label_p = UNKNOWN, None
+            return StreamEvent(t_s, self.label, None, speech_s, self.label != previous, previous, self._label_p)
         self._silence_s = 0.0
         p_male = float(self.pipeline.p_male([np.concatenate(speech)])[0])
         new = self.pipeline.label_for(p_male)
@@ -153,19 +175,16 @@ class StreamingGender:
             sure = max(p_male, 1.0 - p_male) >= p.sure_change_p
             if self.label == UNKNOWN or sure or self._streak >= p.change_hops:
                 self.label, self._candidate, self._streak = new, None, 0
-        return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous)
+        hop_blocks = max(1, round(p.hop_s * SAMPLE_RATE_HZ / WINDOW_SAMPLES))
+        if np.mean([is_speech for _, is_speech, _ in list(self.ring)[-hop_blocks:]]) >= 0.5:
+            # this hop itself is speech (as predict's timeline counts a hop), not a pause after it
+            self.speaking_time_s[self.label] = round(self.speaking_time_s.get(self.label, 0.0) + p.hop_s, 6)
+        if new == self.label and new != UNKNOWN:
+            self._label_p = round(p_male if new == "male" else 1.0 - p_male, 4)
+        return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous, self._label_p, new)
 
 
-def stream_verdict(speaking_time_s: dict[str, float], majority_share: float = 2 / 3) -> str:
-    """The whole stream's answer from its speaking time per label (not its last decision).
-
-    The label with at least ``majority_share`` of the time labelled female or male wins;
-    neither: ``mixed``; none of either: ``unknown``. E.g. male 9.6 s, female 4.2 s -> male
-    (70 %); male 5 s, female 4 s -> mixed.
-    """
-    times = {c: speaking_time_s.get(c, 0.0) for c in CLASSES}
-    total = sum(times.values())
-    if total <= 0:
-        return UNKNOWN
-    top = max(times, key=times.get)
-    return top if times[top] >= majority_share * total else MIXED
+def stream_verdict(speaking_time_s: dict[str, float], majority_share: float = MAJORITY_SHARE) -> str:
+    """The whole stream's answer from its speaking time per label (not its last decision): the same
+    rule as a recording's (:func:`src.inference.pipeline.majority_label`)."""
+    return majority_label(speaking_time_s, majority_share)

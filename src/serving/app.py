@@ -13,7 +13,8 @@ Endpoints:
   ``event`` per decision (t_s, label, p_male, speech_s, changed), and after an empty
   binary frame (end of stream) ``end`` with speaking time per label. Bad frames get an
   ``error`` message and a close with code 1008 (policy violation).
-* ``GET /healthz``, ``GET /docs`` (OpenAPI), ``GET /`` (the web page in ``static/``).
+* ``GET /healthz``, ``GET /docs`` (OpenAPI; Swagger UI's files come with the ``fastapi-offline``
+  package, so the page works with no internet), ``GET /`` (the web page in ``static/``).
 
 Every error is JSON ``{"error": <code>, "detail": <message>}`` with a 4xx status (5xx for
 a bug, which never stops the service). The model loads once, at start-up (lifespan).
@@ -44,6 +45,7 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -55,7 +57,8 @@ from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
-from src.labels import CLASSES
+from src.labels import CLASSES, LABEL_COLOURS
+from src.serving.examples import Example, examples_router
 from src.serving.limits import BodyTimeout, UploadGate, timed_chunks
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class ServeSettings:
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
     run_name: str | None = None  # shown by /healthz
+    examples: tuple[Example, ...] = ()  # clips the page offers to try (GET /v1/examples)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -116,7 +120,7 @@ class ClassifyBody(BaseModel):
     p_male: float | None = Field(description="calibrated probability of male")
     speech_s: float = Field(description="seconds of speech found by the VAD")
     duration_s: float
-    status: str = Field(description="ok or no_speech")
+    status: str = Field(description="ok, unknown (not sure, or a voice unlike the training data), no_speech or error")
     reason: str | None = None
     quality: list[str] = Field(default_factory=list, description="why the answer is less sure or unknown: clipped, "
                                "short_speech, noisy, narrowband, truncated (the file ends early; what decoded was used)")
@@ -136,6 +140,7 @@ class HealthBody(BaseModel):
     uploads: dict[str, int] = Field(description="active, max, served, refused_busy (503), timed_out (408)")
     uptime_s: float
     limits: dict[str, float | int]
+    colours: dict[str, str] = Field(default_factory=dict, description="one colour per label (src/labels.py)")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -306,7 +311,6 @@ class StreamSession:
         self.max_samples = int(max_stream_s * rate_hz)
         self.max_frame_bytes = max_frame_bytes
         self.samples = 0
-        self.talk_s: dict[str, float] = {}
 
     def decode(self, data: bytes) -> np.ndarray:
         """A binary frame -> float32 samples at the declared rate; garbage raises :class:`StreamError`."""
@@ -330,24 +334,24 @@ class StreamSession:
         """Resample to 16 kHz and step the streamer (in a worker thread)."""
         if self.resampler is not None:
             x = self.resampler.resample_chunk(x, last=False)
-        return self._count(self.streamer.feed(x))
+        return self.streamer.feed(x)
 
     def finish(self) -> list[StreamEvent]:
         """The resampler's tail, at the end of the stream."""
         if self.resampler is None:
             return []
-        return self._count(self.streamer.feed(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)))
+        return self.streamer.feed(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    def _count(self, events: list[StreamEvent]) -> list[StreamEvent]:
-        for e in events:
-            self.talk_s[e.label] = self.talk_s.get(e.label, 0.0) + self.streamer.params.hop_s
-        return events
+    @property
+    def talk_s(self) -> dict[str, float]:
+        """Speaking time per label (speech hops only, as ``predict`` counts it)."""
+        return self.streamer.speaking_time_s
 
 
 def event_message(e: StreamEvent) -> dict[str, Any]:
     return {"type": "event", "t_s": round(e.t_s, 3), "label": e.label,
             "p_male": None if e.p_male is None else round(e.p_male, 4), "speech_s": round(e.speech_s, 3),
-            "changed": e.changed}
+            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip()}
 
 
 class Service:
@@ -459,7 +463,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
             if own_tmp:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 
-    app = FastAPI(title="Speaker-gender service", version="1.0",
+    app = FastAPIOffline(title="Speaker-gender service", version="1.0",  # /docs' Swagger UI served from the package
                   description="Female, male or unknown for an uploaded recording, or live over a WebSocket. "
                               "The web page is at `/`.", lifespan=lifespan)
     app.add_middleware(_CatchAll)
@@ -483,13 +487,14 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(examples_router(settings.examples))
 
     @app.get("/healthz", response_model=HealthBody, summary="Liveness and the model loaded")
     async def healthz(request: Request) -> dict:
         svc: Service = request.app.state.service
         return {"status": "ok", "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
-                "uptime_s": round(time.monotonic() - svc.started, 1),
+                "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
                            "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
                            "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,

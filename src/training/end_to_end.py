@@ -449,7 +449,7 @@ def end_to_end_run(clips: list[Clip], segmenter: SileroSegmenter, run_dir: str |
                               band_age) for s in SPLITS}}
         for s in ("val", "test"):
             if metrics["age"][s]["accuracy"] is not None:
-                writer.add_scalar(f"{s}/age_accuracy", metrics["age"][s]["accuracy"], max(hist.epochs, 1))
+                writer.add_scalar(f"final/age_accuracy_{s}", metrics["age"][s]["accuracy"], max(hist.epochs, 1))
         write_age_predictions(run_dir / AGE_PREDICTIONS_NAME, data, splits, ages, a_pred, softmax(a_logits))
     _log_to_tensorboard(writer, data, splits, p_cal[:, 1], metrics, max(hist.epochs, 1))
     writer.close()

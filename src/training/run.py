@@ -95,7 +95,7 @@ def _log_to_tensorboard(writer, data: EmbeddingSet, splits: np.ndarray, p_cal: n
         writer.add_figure(f"confusion_matrix/{s}", confusion_figure(metrics[s]["confusion_matrix"], s), epoch)
         for k in ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "ece"):
             if metrics[s][k] is not None:
-                writer.add_scalar(f"{s}/{k}", metrics[s][k], epoch)
+                writer.add_scalar(f"final/{k}_{s}", metrics[s][k], epoch)  # apart from the curves' accuracy/val
     m = splits == "test"
     writer.add_pr_curve("pr_curve/test_male", data.y[m], p_cal[m], epoch)
     writer.flush()

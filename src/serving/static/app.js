@@ -52,8 +52,27 @@ function setStatus(el, text, isError) {
 
 // ----------------------------------------------------------------------------------- a file
 
+let audioUrl = null; // the object URL of the file in the player
+
+function clearResult() {
+  $("file-result").hidden = true;
+  setLabel($("file-label"), "–");
+  $("file-numbers").textContent = "";
+  $("file-talk").textContent = "";
+  $("file-timeline").replaceChildren();
+  $("file-axis").replaceChildren();
+  $("file-playhead").hidden = true;
+  const audio = $("file-audio");
+  audio.pause();
+  audio.removeAttribute("src");
+  audio.load();
+  if (audioUrl) URL.revokeObjectURL(audioUrl);
+  audioUrl = null;
+}
+
 async function classifyFile(file) {
   const status = $("file-status");
+  clearResult(); // a failed upload must not leave the previous file's answer on the page
   setStatus(status, `classifying ${file.name} …`);
   const form = new FormData();
   form.append("file", file, file.name);
@@ -70,22 +89,66 @@ async function classifyFile(file) {
     return;
   }
   setStatus(status, "");
-  showResult(body);
+  showResult(body, file);
 }
 
-function showResult(r) {
+function drawAxis(axis, totalS) {
+  axis.replaceChildren();
+  const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((s) => totalS / s <= 10) || 1200;
+  for (let t = 0; t <= totalS + 1e-6; t += step) {
+    const tick = document.createElement("span");
+    tick.style.left = `${(100 * t) / Math.max(totalS, 1e-3)}%`;
+    tick.textContent = `${Number(t.toFixed(1))} s`;
+    axis.appendChild(tick);
+  }
+}
+
+function showResult(r, file) {
   $("file-result").hidden = false;
   setLabel($("file-label"), r.label);
   $("file-name").textContent = r.filename || "";
   const p = pOfLabel(r.label, r.p_male);
   setBar($("file-bar"), p === null ? 0 : p, r.label);
-  $("file-numbers").textContent = (r.status === "no_speech" ? "no speech found · " : "")
-    + (p === null ? "" : `p(${r.label === "unknown" ? "top" : r.label}) = ${p.toFixed(2)} · `)
+  const both = r.p_male === null || r.p_male === undefined ? ""
+    : `p(female) = ${r.p_female.toFixed(2)} · p(male) = ${r.p_male.toFixed(2)} · `;
+  const why = r.status === "no_speech" ? "no speech found · "
+    : (r.status === "unknown" || r.label === "mixed") && r.reason ? `${r.reason} · ` : "";
+  $("file-numbers").textContent = why + both
     + `${r.speech_s.toFixed(1)} s of speech in ${r.duration_s.toFixed(1)} s`;
+  const audio = $("file-audio");
+  audioUrl = URL.createObjectURL(file);
+  audio.src = audioUrl;
+  const hasTimeline = Boolean(r.timeline && r.timeline.length);
   drawStrip($("file-timeline"), r.timeline || [], r.duration_s);
-  $("file-timeline").hidden = !(r.timeline && r.timeline.length);
-  $("file-talk").textContent = (r.timeline && r.timeline.length ? `timeline 0–${r.duration_s.toFixed(1)} s · ` : "")
-    + talkText(r.speaking_time_s);
+  drawAxis($("file-axis"), r.duration_s);
+  $("file-playhead").hidden = false;
+  $("file-talk").textContent = hasTimeline ? talkText(r.speaking_time_s) : "no segments (timeline off or no speech)";
+  audio.ontimeupdate = () => {
+    $("file-playhead").style.left = `${(100 * audio.currentTime) / Math.max(r.duration_s, 1e-3)}%`;
+  };
+  audio.ontimeupdate();
+}
+
+async function showExamples() {
+  let list;
+  try {
+    list = await (await fetch("/v1/examples")).json();
+  } catch (err) {
+    return;
+  }
+  const box = $("examples");
+  for (const ex of list) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = ex.title;
+    b.dataset.name = ex.name;
+    b.addEventListener("click", async () => {
+      const blob = await (await fetch(ex.url)).blob();
+      classifyFile(new File([blob], ex.name, { type: blob.type }));
+    });
+    box.appendChild(b);
+  }
+  box.hidden = list.length === 0;
 }
 
 function setUpDrop() {
@@ -148,6 +211,7 @@ async function startLive() {
 
   const source = ctx.createMediaStreamSource(media);
   const send = (samples) => {
+    showLevel(samples);
     if (session.ready && ws.readyState === WebSocket.OPEN) ws.send(samples.buffer);
   };
   let node;
@@ -171,6 +235,13 @@ async function startLive() {
   session.nodes = [source, node, mute];
 }
 
+function showLevel(samples) {
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+  const db = 10 * Math.log10(sum / Math.max(samples.length, 1) + 1e-10); // dBFS of this chunk
+  setBar($("live-level"), (db + 60) / 60, "level"); // -60 dBFS: empty, 0 dBFS: full
+}
+
 function onLiveMessage(session, m) {
   const status = $("live-status");
   if (m.type === "ready") {
@@ -179,10 +250,13 @@ function onLiveMessage(session, m) {
     setStatus(status, `listening (${Math.round(session.ctx.sampleRate)} Hz)`);
   } else if (m.type === "event") {
     setLabel($("live-label"), m.label);
-    const p = pOfLabel(m.label, m.p_male);
+    const p = m.p_label === null || m.p_label === undefined ? null : m.p_label; // the held label's own p
     setBar($("live-confidence"), p === null ? 0 : p, m.label);
-    $("live-p").textContent = p === null ? "not enough speech in the last window"
-      : `p(${m.label === "unknown" ? "top" : m.label}) = ${p.toFixed(2)} · speech in the window ${m.speech_s.toFixed(1)} s`;
+    const heard = m.p_male === null ? "silence"
+      : m.heard && m.heard !== m.label ? `hearing ${m.heard} ${pOfLabel(m.heard, m.p_male).toFixed(2)}` : "";
+    $("live-p").textContent = (p === null ? "" : `p(${m.label}) = ${p.toFixed(2)}`)
+      + (heard ? `${p === null ? "" : " · "}${heard}` : "")
+      + (m.p_male === null ? "" : ` · speech in the window ${m.speech_s.toFixed(1)} s`);
     $("live-time").textContent = `${m.t_s.toFixed(1)} s`;
     const segs = session.segments;
     const start = Math.max(0, m.t_s - session.hopS);
@@ -216,6 +290,7 @@ function stopLive(sendEnd) {
   }
   $("record").textContent = "● Record";
   $("record").classList.remove("recording");
+  setBar($("live-level"), 0, "level");
 }
 
 // ----------------------------------------------------------------------------------- start
@@ -223,6 +298,9 @@ function stopLive(sendEnd) {
 async function showHealth() {
   try {
     const h = await (await fetch("/healthz")).json();
+    for (const [label, colour] of Object.entries(h.colours || {})) {
+      document.documentElement.style.setProperty(`--${label}`, colour); // one colour scheme: src/labels.py
+    }
     $("health").textContent = `model: ${h.encoder || "?"}${h.run ? " · " + h.run : ""} · uploads up to `
       + `${h.limits.max_upload_mb} MiB and ${Math.round(h.limits.max_duration_s)} s`;
   } catch (err) {
@@ -237,4 +315,5 @@ window.addEventListener("DOMContentLoaded", () => {
     else startLive().catch((err) => { setStatus($("live-status"), String(err), true); stopLive(false); });
   });
   showHealth();
+  showExamples();
 });

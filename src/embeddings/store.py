@@ -165,12 +165,11 @@ def shard_paths(embeddings_dir: str | Path, encoder: str) -> list[Path]:
     return sorted(Path(embeddings_dir).glob(f"{encoder}-embeddings.shard-*-of-*.jsonl"))
 
 
-def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> list[dict[str, Any]]:
-    """All records of an encoder, main file and shards joined, first occurrence of an id kept.
+def source_files(embeddings_dir: str | Path, encoder: str) -> list[Path]:
+    """The JSONL files of an encoder that readers join: the main file, then the shards.
 
     Raises:
-        EmbeddingsError: no file at all, files made with different options (config hashes of
-            their sidecars), or (``strict``) a corrupt line.
+        EmbeddingsError: none, or files made with different options (config hashes of their sidecars).
     """
     main = embeddings_path(embeddings_dir, encoder)
     files = ([main] if main.exists() else []) + shard_paths(embeddings_dir, encoder)
@@ -181,11 +180,45 @@ def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) 
     if len(set(hashes.values())) > 1:
         raise EmbeddingsError(f"{encoder} embeddings in {embeddings_dir} were made with different options "
                               f"(config hashes {hashes}); re-extract the odd ones with overwrite=true")
-    seen: dict[str, dict[str, Any]] = {}
-    for path in files:
+    return files
+
+
+def files_key(files: list[Path]) -> list[list[Any]]:
+    """What identifies the content of ``files`` for a cache: name, size, mtime (ns) and config hash of each."""
+    key = []
+    for p in files:
+        st = p.stat()
+        side = meta_path(p)
+        digest = json.loads(side.read_text()).get("config_hash") if side.exists() else None
+        key.append([p.name, st.st_size, st.st_mtime_ns, digest])
+    return key
+
+
+def iter_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> Iterator[dict[str, Any]]:
+    """The records of :func:`read_records`, one at a time (only the ids seen are kept in memory)."""
+    seen: set[str] = set()
+    for path in source_files(embeddings_dir, encoder):
         for rec in iter_lines(path, strict=strict):
-            seen.setdefault(rec["id"], rec)
-    return list(seen.values())
+            if rec["id"] not in seen:
+                seen.add(rec["id"])
+                yield rec
+
+
+def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> list[dict[str, Any]]:
+    """All records of an encoder, main file and shards joined, first occurrence of an id kept.
+
+    Raises:
+        EmbeddingsError: no file at all, files made with different options (config hashes of
+            their sidecars), or (``strict``) a corrupt line.
+    """
+    files = source_files(embeddings_dir, encoder)  # raises here, not at the first record
+    del files
+    return list(iter_records(embeddings_dir, encoder, strict=strict))
+
+
+def columns_path(embeddings_dir: str | Path, encoder: str) -> Path:
+    """The cached columnar form of an encoder's records (``np.savez``; rebuilt when the JSONL changes)."""
+    return Path(embeddings_dir) / f"{encoder}-embeddings.columns.npz"
 
 
 def read_meta(embeddings_dir: str | Path, encoder: str) -> dict[str, Any]:

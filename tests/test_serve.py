@@ -343,6 +343,35 @@ def test_an_exception_in_a_request_is_a_500_and_the_service_goes_on(client, clip
     assert client.post("/v1/classify", files={"file": ("a.wav", clip_3s[0].read_bytes(), "audio/wav")}).status_code == 200
 
 
+def test_uploads_run_side_by_side_on_the_model_workers(pipe, clip_3s, tmp_path):
+    """With model_workers=2 two uploads are inside the model at once (each waits for the other at
+    a barrier, which one model worker would never pass), and they answer as the single pipeline does."""
+    import threading
+
+    service = Service(pipe, ServeSettings(model_workers=2), tmp_path)
+    copies = list(service.models.queue)
+    assert len(copies) == 2 and copies[0][0] is pipe and copies[1][0] is not pipe
+    assert copies[1][0].encoder is not pipe.encoder and copies[1][0].segmenter is not pipe.segmenter
+    barrier = threading.Barrier(2, timeout=60)
+    for model, _ in copies:
+        real = model.classify_wave
+
+        def meeting(wave, timeline, real=real):
+            barrier.wait()  # raises BrokenBarrierError after 60 s alone
+            return real(wave, timeline)
+
+        model.classify_wave = meeting
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: service.classify_file(clip_3s[0], False, "a.wav"), range(2)))
+    finally:
+        for model, _ in copies:
+            del model.classify_wave
+    want = pipe.classify_wave(load_audio(clip_3s[0]))
+    assert [r.p_male for r in results] == [want.p_male] * 2 and results[0].label == clip_3s[1]
+    assert len(service.models.queue) == 2  # both workers went back to the pool
+
+
 # -------------------------------------------------------------------------------------------- stream
 
 def stream_pcm(client: TestClient, pcm: bytes, rate: int, dtype: str, chunk_bytes: int) -> list[dict]:
@@ -446,6 +475,7 @@ def test_serve_config_and_settings():
     assert cfg.host == "127.0.0.1" and cfg.port == 8000 and cfg.run == "latest"
     s = serve_settings(cfg, "r")
     assert s.max_upload_bytes == 5 * 2**20 and s.max_duration_s == 600 and s.stream.hop_s == 0.5 and s.run_name == "r"
+    assert s.model_workers == 2 == ServeSettings().model_workers
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 

@@ -18,13 +18,16 @@ Endpoints:
 Every error is JSON ``{"error": <code>, "detail": <message>}`` with a 4xx status (5xx for
 a bug, which never stops the service). The model loads once, at start-up (lifespan).
 The pipeline is not thread-safe: every call into it (the whole file classification, or
-one streaming decision) holds one lock, while decoding and each stream's own Silero
-VAD run outside it.
+one streaming decision) holds its lock, while decoding and each stream's own Silero
+VAD run outside it. Uploads take any free one of ``model_workers`` copies of the pipeline
+(the first is the one the streams share), so they run on as many cores.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import queue
 import shutil
 import tempfile
 import threading
@@ -78,7 +81,8 @@ class ServeSettings:
     max_stream_s: float = 3600.0  # longest WebSocket stream, seconds of audio
     max_frame_kb: float = 1024.0  # largest WebSocket binary message, KiB
     max_streams: int = 8  # WebSocket streams at once (each holds its own Silero VAD)
-    decode_workers: int = 2  # uploads decoded at once (the model itself takes one call at a time)
+    decode_workers: int = 2  # uploads decoded at once
+    model_workers: int = 2  # copies of the pipeline classifying uploads side by side (one call at a time each)
     max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
     upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
     upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
@@ -358,20 +362,30 @@ class Service:
         self.settings = settings
         self.tmp_dir = tmp_dir
         self.model_lock = threading.Lock()
+        # model workers: the pipeline (shared with the streams, under model_lock) and copies of it,
+        # each taken by one upload at a time, so uploads use as many cores as there are copies
+        self.models: queue.Queue = queue.Queue()
+        self.models.put((pipeline, self.model_lock))
+        for _ in range(max(1, settings.model_workers) - 1):
+            self.models.put((copy.deepcopy(pipeline), threading.Lock()))
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
         self.uploads = UploadGate(max(1, settings.max_uploads))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
-        """Decode (outside the lock) and classify (inside it); runs in a worker thread."""
+        """Decode, then classify with a free model worker; runs in a worker thread."""
         try:
             decoded = decode_audio(path, SAMPLE_RATE_HZ, self.settings.max_duration_s)
         except AudioError as e:
             status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
             raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None
-        with self.model_lock:
-            result = self.pipeline.classify_wave(decoded.wave, timeline)
+        pipeline, lock = self.models.get()
+        try:
+            with lock:
+                result = pipeline.classify_wave(decoded.wave, timeline)
+        finally:
+            self.models.put((pipeline, lock))
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result

@@ -130,7 +130,16 @@ def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int 
         time.sleep(0.3)
 
 
-def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int) -> dict:
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
+def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int, pid: int | None = None) -> dict:
     """``requests`` uploads from ``concurrency`` threads; uploads/s and latency percentiles."""
     local = threading.local()
 
@@ -146,12 +155,13 @@ def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int)
             raise RuntimeError(f"upload {i}: {r.status_code} {r.text}")
         return dt
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), process_cpu_s(pid)
     with ThreadPoolExecutor(concurrency) as pool:
         lat = list(pool.map(one, range(requests)))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, process_cpu_s(pid) - cpu0
     q = np.percentile(np.array(lat) * 1000, [50, 95])
     return {"concurrency": concurrency, "requests": requests, "wall_s": round(wall, 3),
+            "server_cpu_ms_per_upload": round(cpu / requests * 1000, 1), "server_cores_busy": round(cpu / wall, 2),
             "uploads_per_s": round(requests / wall, 2), "p50_ms": round(float(q[0]), 1),
             "p95_ms": round(float(q[1]), 1), "mean_ms": round(statistics.mean(lat) * 1000, 1)}
 
@@ -197,13 +207,14 @@ GOAL_CLIENTS_RATIO = 1.8  # uploads/s at the most clients over one client's, at 
 
 
 def markdown(results: dict) -> str:
-    rows = ["| path | model_workers | concurrency | requests | uploads/s | p50 latency (ms) | p95 latency (ms) |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| path | model_workers | concurrency | requests | uploads/s | p50 latency (ms) | p95 latency (ms) "
+            "| server cores busy | server CPU ms per upload |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ratios = []
     for workers, levels in results["by_model_workers"].items():
         for r in levels:
             rows.append(f"| `POST /v1/classify`, 3 s WAV | {workers} | {r['concurrency']} | {r['requests']} | "
-                        f"{r['uploads_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+                        f"{r['uploads_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                        f"{r['server_cores_busy']:.2f} | {r['server_cpu_ms_per_upload']:.0f} |")
         one = next((r for r in levels if r["concurrency"] == 1), None)
         most = max(levels, key=lambda r: r["concurrency"])
         if one and most is not one:
@@ -211,6 +222,10 @@ def markdown(results: dict) -> str:
             ratios.append(f"| model_workers={workers}: uploads/s at {most['concurrency']} clients / 1 client | "
                           f"{ratio:.2f}x (p95 {most['p95_ms']:.0f} ms vs {one['p95_ms']:.0f} ms) | "
                           f">= {GOAL_CLIENTS_RATIO:g}x | {'PASS' if ratio >= GOAL_CLIENTS_RATIO else 'MISS'} |")
+            if one["server_cpu_ms_per_upload"] and most["server_cpu_ms_per_upload"]:
+                idle = min(workers, results["cpus"]) * one["server_cpu_ms_per_upload"] / most["server_cpu_ms_per_upload"]
+                ratios.append(f"| same, from server CPU ms per upload, if {min(workers, results['cpus'])} idle "
+                              f"core(s) were kept busy (and one client kept one busy) | {idle:.2f}x | | |")
     if ratios:
         rows += ["", "| metric | measured | goal | result |", "|---|---|---|---|", *ratios]
     s = results["stream"]
@@ -242,9 +257,10 @@ def main(argv: list[str] | None = None) -> dict:
                 upload_level(url, bodies, 1, 2)  # warm-up
                 levels = []
                 for c in args.concurrency:
-                    r = upload_level(url, bodies, c, max(args.requests, c))
+                    r = upload_level(url, bodies, c, max(args.requests, c), proc.pid)
                     print(f"  concurrency {c}: {r['uploads_per_s']} uploads/s, p50 {r['p50_ms']} ms, "
-                          f"p95 {r['p95_ms']} ms", flush=True)
+                          f"p95 {r['p95_ms']} ms; server {r['server_cores_busy']} cores busy, "
+                          f"{r['server_cpu_ms_per_upload']} CPU ms per upload", flush=True)
                     levels.append(r)
                 if workers == args.model_workers[-1]:
                     results["stream"] = stream_run(url, joined)

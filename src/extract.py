@@ -21,7 +21,7 @@ from src.building import (build_encoder, build_segmenter, embedding_options, loa
                           shard_encoder_config, source_data_config)
 from src.embeddings.extract import ExtractOptions, Summary, extract
 from src.embeddings.store import (JsonlWriter, clear_done, config_hash, embeddings_path, is_done, mark_done,
-                                  merge_shards, remove_outputs, stats_path, write_json_atomic, written_ids)
+                                  merge_shards, remove_outputs, remove_shard_outputs, stats_path, write_json_atomic, written_ids)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ def run_extract(cfg: DictConfig) -> Summary | None:
         log.info("merged into %s", merge_shards(out_dir, name, num_shards=cfg.num_shards if cfg.num_shards > 1 else None,
                                                   force=cfg.merge_force))
         return None
-    if cfg.overwrite:
+    if cfg.overwrite and cfg.num_shards > 1:
+        remove_shard_outputs(out_dir, name, cfg.shard, cfg.num_shards)  # other shards may be running
+    elif cfg.overwrite:
         remove_outputs(out_dir, name)
     clips = load_clips(cfg.data)
     if cfg.num_shards > 1:

@@ -190,6 +190,18 @@ def test_merge_refuses_missing_shards_and_a_rerun_after_merge_redoes_nothing(eig
     assert sorted(_ids(main)) == sorted(c.id for c in clips)
 
 
+def test_overwrite_in_a_shard_leaves_the_other_shards_alone(eight, make_cfg, tmp_path):
+    clips, manifest = eight
+    out_dir = tmp_path / "out"
+    for i in (0, 1):
+        run_extract(_cfg(make_cfg, manifest, out_dir, "num_shards=2", f"shard={i}"))
+    other = embeddings_path(out_dir, ENC, 1, 2)
+    before = other.read_bytes()
+    again = run_extract(_cfg(make_cfg, manifest, out_dir, "num_shards=2", "shard=0", "overwrite=true"))
+    assert (again.done, again.skipped) == (4, 0)  # redone
+    assert other.read_bytes() == before and done_path(other).exists()  # shard 1 untouched
+
+
 # --------------------------------------------------------------------------- sweeps through submitit's local executor
 
 @pytest.mark.slow  # three Python processes importing torch: ~20-40 s on 2 shared cores

@@ -160,6 +160,15 @@ def remove_outputs(embeddings_dir: str | Path, encoder: str) -> None:
             p.unlink()
 
 
+def remove_shard_outputs(embeddings_dir: str | Path, encoder: str, shard: int, num_shards: int) -> None:
+    """``overwrite=true`` in a sharded run: delete this shard's files and the main file, never
+    another shard's (it may be running)."""
+    for jsonl in (embeddings_path(embeddings_dir, encoder, shard, num_shards), embeddings_path(embeddings_dir, encoder)):
+        for p in (jsonl, meta_path(jsonl), done_path(jsonl), stats_path_of(jsonl)):
+            p.unlink(missing_ok=True)
+    columns_path(embeddings_dir, encoder).unlink(missing_ok=True)
+
+
 def shard_paths(embeddings_dir: str | Path, encoder: str) -> list[Path]:
     """Part files of a sharded run, sorted."""
     return sorted(Path(embeddings_dir).glob(f"{encoder}-embeddings.shard-*-of-*.jsonl"))

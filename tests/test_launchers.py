@@ -281,3 +281,24 @@ def test_timeout_signal_requeues_and_the_shard_resumes(tmp_path, clips_by_durati
     ids = _ids(part)
     assert Counter(ids) == Counter(mine), ids  # every clip of the shard, each once
     assert done_path(part).exists()
+
+
+@pytest.mark.slow  # four Python processes importing torch, two extractions and two trainings: ~1 min
+def test_study_systems_as_one_job_each_then_the_table(run_cli, tmp_path):
+    """``src.study``'s systems are independent once their encoders differ: one local job per system,
+    then a plain study finds every step done and writes the whole table."""
+    import pandas as pd
+
+    common = ("seeds=[0]", "train_data=sample", "eval_data=[sample]", f"paths.runs_dir={tmp_path / 'runs'}",
+              f"paths.embeddings_dir={tmp_path / 'emb'}/${{data.name}}", f"paths.analysis_dir={tmp_path / 'out'}",
+              "num_threads=1")
+    run_cli("src.study", "-m", "hydra/launcher=local", "only=choice([resemblyzer-logreg],[acoustic-pitch])", *common,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    runs = sorted(p.parent.name for p in (tmp_path / "runs" / "study-sample").glob("*/seed0"))
+    assert runs == ["acoustic-pitch", "resemblyzer-logreg"]
+    assert {p.name for p in (tmp_path / "sweep").iterdir()} >= {"0", "1", ".submitit"}
+    proc = run_cli("src.study", "only=[resemblyzer-logreg,acoustic-pitch]", *common,
+                   f"hydra.run.dir={tmp_path / 'final'}")
+    assert "skipped 63 already written" in proc.stdout + proc.stderr + (tmp_path / "final" / "study.log").read_text()
+    table = pd.read_csv(tmp_path / "out" / "study-sample.csv", keep_default_na=False).set_index("system")
+    assert list(table.index) == ["resemblyzer-logreg", "acoustic-pitch"] and (table["seeds"] == 1).all()

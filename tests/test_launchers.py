@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from src.embeddings.extract import ExtractOptions, _prefetch, chunk_plan, embed_prepared, prepare_chunk
-from src.embeddings.store import (done_path, embeddings_path, iter_lines, shard_paths, stats_path)
+from src.embeddings.shards import done_path
+from src.embeddings.store import embeddings_path, iter_lines, shard_paths, stats_path
 from src.extract import run_extract
 
 from conftest import CLI_TIMEOUT_S, REPO_DIR

@@ -129,3 +129,20 @@ def test_an_unwritable_folder_loads_uncached(store, monkeypatch):
     monkeypatch.setattr(dataset.np, "savez", no_write)
     _assert_same(load_embedding_set(d, ENC), records_to_set(recs))
     assert not columns_path(d, ENC).exists() and not list(d.glob("*.tmp-*"))
+
+
+def test_real_embeddings_load_the_same_from_the_cache(tmp_path_factory, monkeypatch):
+    """The sample's real Resemblyzer embeddings (extracted with the real VAD): parsed and cached agree."""
+    import shutil
+
+    from test_train import sample_embeddings
+
+    d = tmp_path_factory.mktemp("columns-real")
+    for p in sample_embeddings(tmp_path_factory).glob(f"{ENC}-embeddings*.json*"):
+        shutil.copy2(p, d / p.name)
+    from src.embeddings.store import read_records
+    parsed = records_to_set(read_records(d, ENC))
+    assert len(parsed) > 50 and parsed.dim == 256 and set(parsed.groups) >= {"corpus"}
+    _assert_same(load_embedding_set(d, ENC), parsed)
+    _no_parsing(monkeypatch)
+    _assert_same(load_embedding_set(d, ENC), parsed)

@@ -66,6 +66,11 @@ def run_extract(cfg: DictConfig) -> Summary | None:
         clear_done(path)
         merged = written_ids(embeddings_path(out_dir, name), digest)  # a merge moved them to the main file
         todo = [c for c in clips if c.id not in merged]
+        if not todo:
+            log.info("%s: every clip of shard %d of %d is in the main file; nothing to do", path, cfg.shard,
+                     cfg.num_shards)
+            mark_done(path, digest, ids, cfg.shard, cfg.num_shards)
+            return Summary(skipped=len(ids))
     else:
         todo = clips
     encoder = build_encoder(shard_encoder_config(cfg.encoder, cfg.device, cfg.shard))

@@ -183,10 +183,17 @@ def test_merge_refuses_missing_shards_and_a_rerun_after_merge_redoes_nothing(eig
     main = embeddings_path(out_dir, ENC)
     assert sorted(_ids(main)) == sorted(c.id for c in clips) and shard_paths(out_dir, ENC) == []
     assert stats_path(out_dir, ENC).exists()
+    import src.extract
+
+    def no_encoder(*_):
+        raise AssertionError("the encoder was loaded with nothing to do")
+
     for i in (0, 1):  # without the done markers the shards still find their clips in the main file
         done_path(embeddings_path(out_dir, ENC, i, 2)).unlink()
-        rerun = run_extract(_cfg(make_cfg, manifest, out_dir, "num_shards=2", f"shard={i}"))
-        assert (rerun.done, rerun.skipped) == (0, 4)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(src.extract, "build_encoder", no_encoder)
+            rerun = run_extract(_cfg(make_cfg, manifest, out_dir, "num_shards=2", f"shard={i}"))
+        assert (rerun.done, rerun.skipped) == (0, 4) and done_path(embeddings_path(out_dir, ENC, i, 2)).exists()
     run_extract(_cfg(make_cfg, manifest, out_dir, "merge=true"))
     assert sorted(_ids(main)) == sorted(c.id for c in clips)
 

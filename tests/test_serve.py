@@ -343,33 +343,30 @@ def test_an_exception_in_a_request_is_a_500_and_the_service_goes_on(client, clip
     assert client.post("/v1/classify", files={"file": ("a.wav", clip_3s[0].read_bytes(), "audio/wav")}).status_code == 200
 
 
-def test_uploads_run_side_by_side_on_the_model_workers(pipe, clip_3s, tmp_path):
-    """With model_workers=2 two uploads are inside the model at once (each waits for the other at
-    a barrier, which one model worker would never pass), and they answer as the single pipeline does."""
-    import threading
+def test_uploads_go_to_model_worker_processes(run_dir, pipe, clip_3s, tmp_path):
+    """model_workers=2 with a pipeline factory: two worker processes, each with its own pipeline,
+    answer uploads (also several at once) exactly as the pipeline does in process."""
+    import functools
 
-    service = Service(pipe, ServeSettings(model_workers=2), tmp_path)
-    copies = list(service.models.queue)
-    assert len(copies) == 2 and copies[0][0] is pipe and copies[1][0] is not pipe
-    assert copies[1][0].encoder is not pipe.encoder and copies[1][0].segmenter is not pipe.segmenter
-    barrier = threading.Barrier(2, timeout=60)
-    for model, _ in copies:
-        real = model.classify_wave
-
-        def meeting(wave, timeline, real=real):
-            barrier.wait()  # raises BrokenBarrierError after 60 s alone
-            return real(wave, timeline)
-
-        model.classify_wave = meeting
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda _: service.classify_file(clip_3s[0], False, "a.wav"), range(2)))
-    finally:
-        for model, _ in copies:
-            del model.classify_wave
+    settings = ServeSettings(model_workers=2, tmp_dir=str(tmp_path))
+    data = clip_3s[0].read_bytes()
+    with TestClient(create_app(functools.partial(GenderPipeline.from_run, run_dir), settings)) as c:
+        workers = c.app.state.service.workers
+        assert workers is not None and len(workers.pids()) == 2 and os.getpid() not in workers.pids()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: c.post("/v1/classify", files={"file": (f"{i}.wav", data, "audio/wav")}),
+                                    range(4)))
+        assert [r.status_code for r in answers] == [200] * 4, answers[0].text
+        pids = workers.pids()
     want = pipe.classify_wave(load_audio(clip_3s[0]))
-    assert [r.p_male for r in results] == [want.p_male] * 2 and results[0].label == clip_3s[1]
-    assert len(service.models.queue) == 2  # both workers went back to the pool
+    assert {r.json()["p_male"] for r in answers} == {want.p_male} and answers[0].json()["label"] == clip_3s[1]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # the workers stop with the app
+
+
+def test_a_loaded_pipeline_is_served_in_process(pipe, tmp_path):
+    with TestClient(create_app(pipe, ServeSettings(model_workers=2, tmp_dir=str(tmp_path)))) as c:
+        assert c.app.state.service.workers is None
+        healthy(c)
 
 
 # -------------------------------------------------------------------------------------------- stream

@@ -19,15 +19,13 @@ Every error is JSON ``{"error": <code>, "detail": <message>}`` with a 4xx status
 a bug, which never stops the service). The model loads once, at start-up (lifespan).
 The pipeline is not thread-safe: every call into it (the whole file classification, or
 one streaming decision) holds its lock, while decoding and each stream's own Silero
-VAD run outside it. Uploads take any free one of ``model_workers`` copies of the pipeline
-(the first is the one the streams share), so they run on as many cores.
+VAD run outside it. With ``model_workers`` > 1 (and a pipeline factory), uploads are classified
+in that many worker processes (``src/serving/workers.py``), so they run on as many cores.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import queue
 import shutil
 import tempfile
 import threading
@@ -43,6 +41,7 @@ from urllib.parse import urlsplit
 import anyio
 import numpy as np
 import soxr
+import torch
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -59,6 +58,7 @@ from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
 from src.labels import CLASSES
+from src.serving.workers import ModelWorkers
 from src.serving.limits import BodyTimeout, UploadGate, timed_chunks
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class ServeSettings:
     max_frame_kb: float = 1024.0  # largest WebSocket binary message, KiB
     max_streams: int = 8  # WebSocket streams at once (each holds its own Silero VAD)
     decode_workers: int = 2  # uploads decoded at once
-    model_workers: int = 2  # copies of the pipeline classifying uploads side by side (one call at a time each)
+    model_workers: int = 2  # processes classifying uploads side by side (1: in the server, one at a time)
     max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
     upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
     upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
@@ -362,30 +362,24 @@ class Service:
         self.settings = settings
         self.tmp_dir = tmp_dir
         self.model_lock = threading.Lock()
-        # model workers: the pipeline (shared with the streams, under model_lock) and copies of it,
-        # each taken by one upload at a time, so uploads use as many cores as there are copies
-        self.models: queue.Queue = queue.Queue()
-        self.models.put((pipeline, self.model_lock))
-        for _ in range(max(1, settings.model_workers) - 1):
-            self.models.put((copy.deepcopy(pipeline), threading.Lock()))
+        self.workers: ModelWorkers | None = None  # set by the lifespan: uploads go to worker processes
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
         self.uploads = UploadGate(max(1, settings.max_uploads))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
-        """Decode, then classify with a free model worker; runs in a worker thread."""
+        """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
         try:
             decoded = decode_audio(path, SAMPLE_RATE_HZ, self.settings.max_duration_s)
         except AudioError as e:
             status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
             raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None
-        pipeline, lock = self.models.get()
-        try:
-            with lock:
-                result = pipeline.classify_wave(decoded.wave, timeline)
-        finally:
-            self.models.put((pipeline, lock))
+        if self.workers is not None:
+            result = self.workers.classify(decoded.wave, timeline)
+        else:
+            with self.model_lock:
+                result = self.pipeline.classify_wave(decoded.wave, timeline)
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result
@@ -466,10 +460,18 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         pipe = pipeline if hasattr(pipeline, "classify_wave") else await anyio.to_thread.run_sync(pipeline)
         await anyio.to_thread.run_sync(warm_up, pipe)
         app.state.service = Service(pipe, settings, tmp_dir)
+        if settings.model_workers > 1 and callable(pipeline) and not hasattr(pipeline, "classify_wave"):
+            app.state.service.workers = await anyio.to_thread.run_sync(
+                lambda: ModelWorkers(pipeline, settings.model_workers, torch.get_num_threads()))
+        elif settings.model_workers > 1:
+            log.info("model_workers=%d needs a pipeline factory, not a loaded pipeline: uploads run here",
+                     settings.model_workers)
         log.info("model loaded; uploads go to %s", tmp_dir)
         try:
             yield
         finally:
+            if app.state.service.workers is not None:
+                app.state.service.workers.close()
             if own_tmp:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 

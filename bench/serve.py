@@ -131,12 +131,24 @@ def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int 
 
 
 def process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, TypeError):
+    """User + system CPU seconds so far of a process and its live descendants (the model worker
+    processes; Linux ``/proc``; 0 elsewhere)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))
+            except (OSError, ValueError, IndexError):
+                continue
+    if pid not in stats:
         return 0.0
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats[p][1]
+        todo += [c for c, (parent, _) in stats.items() if parent == p]
+    return total
 
 
 def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int, pid: int | None = None) -> dict:

@@ -29,6 +29,7 @@ test-fast: setup  ## the math, configs, manifests, output formats and plots only
 
 bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/columns.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/serve.py
 

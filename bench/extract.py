@@ -22,6 +22,19 @@ its goal; a markdown table closes the output (PASS/MISS per goal).
     from the real clips, written to a temp dir and deleted afterwards) divided by the
     size of its 16 kHz mono float32 result; goal <= 2.
 
+(d) Workers: extraction as 1 process pinned to one core, 2 processes pinned to one core each
+    (each extracting every other clip, what ``num_shards=2 shard=i`` does), and 1 unpinned
+    process (today's default ``python -m src.extract``: its decode+VAD and encoder threads on
+    any core). Processes load their models, then start together; throughput is all audio over
+    (last end - first start). Goal: 2 workers >= 1.8x one worker.
+(e) Encoders: speech seconds embedded per wall second by Resemblyzer (its real weights),
+    ECAPA-TDNN (spkrec-ecapa-voxceleb's architecture) and wav2vec2-base (torchaudio's
+    WAV2VEC2_BASE architecture), the two hub encoders built at full size with RANDOM weights
+    and loaded through their real loaders: speed only, no accuracy. Same VAD speech, each
+    encoder's own batch size.
+
+``--sections core,workers,encoders`` picks what runs (core = a, b, c).
+
 Configuration (VAD parameters and batch size, encoder, chunk size, clip limits) is
 composed from ``conf/extract.yaml`` exactly as ``python -m src.extract`` does;
 positional ``key=value`` arguments are Hydra overrides (``chunk_clips=64``,
@@ -58,6 +71,7 @@ GOAL_VAD_SPEEDUP = 3.0          # batched / stock throughput, at least
 GOAL_VAD_IDENTICAL = 1.0        # share of clips with identical segment lists
 GOAL_PIPELINE_RATIO = 0.85      # e2e / bare-encoder throughput, at least
 GOAL_DECODE_MEMORY_RATIO = 2.0  # tracemalloc peak / 16 kHz mono float32 size, at most
+GOAL_WORKERS_RATIO = 1.8        # 2 workers / 1 worker throughput, at least
 
 
 # --------------------------------------------------------------------------- setup
@@ -86,6 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the temp JSONL and the long WAV go (default: the system temp dir)")
     p.add_argument("--json", dest="json_path", default=None, metavar="OUT.json",
                    help="also save every figure to this JSON file")
+    p.add_argument("--sections", default="core,workers,encoders",
+                   help="comma-separated: core (a, b, c), workers (d), encoders (e) [%(default)s]")
+    p.add_argument("--encoder-clips", type=int, default=24,
+                   help="(e): embed the speech of this many clips per encoder [%(default)s]")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -488,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s: %d clips; torch %s with %d threads on %d CPUs", manifest, len(all_clips), torch.__version__,
              torch.get_num_threads(), os.cpu_count())
 
+    sections = set(args.sections.split(","))
+    if not sections <= {"core", "workers", "encoders"}:
+        raise SystemExit(f"--sections: unknown {sorted(sections - {'core', 'workers', 'encoders'})}")
+    if "core" not in sections:
+        return main_scale(args, cfg, all_clips, sections)
+
     segmenter = build_segmenter(cfg.vad)
     stock_model = load_silero_model()
     if type(stock_model) is not type(segmenter.model) or stock_model is segmenter.model:
@@ -561,10 +585,69 @@ def main(argv: list[str] | None = None) -> int:
                                         long["ratio"] <= GOAL_DECODE_MEMORY_RATIO)
     results["goals"] = {k: {"measured": m, "goal": g, "pass": ok} for k, (m, g, ok) in goals.items()}
     print_report(results, goals)
+    if sections - {"core"}:
+        del waves, clips
+        results["scale"] = main_scale(args, cfg, all_clips, sections, json_out=False)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2, default=str))
         log.info("figures saved to %s", args.json_path)
     return 0
+
+
+def main_scale(args, cfg, all_clips, sections: set[str], json_out: bool = True):
+    """Sections (d) workers and (e) encoders (``bench/scale.py``), with their own table."""
+    from bench.scale import bench_encoders, bench_workers
+    from src.building import build_segmenter
+    from src.data.audio import load_audio
+
+    warm_page_cache(all_clips)
+    tmp_dir = Path(args.tmp_dir) if args.tmp_dir else Path(tempfile.gettempdir())
+    out: dict = {"loadavg_start": loadavg()}
+    overrides = list(args.overrides)
+    if "workers" in sections:
+        log.info("(d) workers: %d clips", len(all_clips))
+        out["workers"] = bench_workers(args.encoder, overrides, all_clips, args.repeats, tmp_dir)
+    if "encoders" in sections:
+        chosen = pick(all_clips, args.encoder_clips)
+        seg = build_segmenter(cfg.vad)
+        speech = [s for s in seg.speech_only([load_audio(c.path) for c in chosen]) if len(s) >= 8000]
+        sizes = {}
+        for key in ("resemblyzer", "ecapa", "wav2vec2"):
+            sizes[key] = int(compose_config(key, []).encoder.batch_size)
+        log.info("(e) encoders: %d clips of speech", len(speech))
+        out["encoders"] = bench_encoders(speech, sizes, args.repeats, tmp_dir)
+    out["loadavg_end"] = loadavg()
+    print_scale(out, args)
+    if json_out and args.json_path:
+        Path(args.json_path).write_text(json.dumps(out, indent=2, default=str))
+    return out if not json_out else 0
+
+
+def print_scale(r: dict, args) -> None:
+    print(f"\n{os.cpu_count()} CPUs; load average {r['loadavg_start']} -> {r['loadavg_end']}; "
+          f"best of {args.repeats} run(s)")
+    rows = []
+    if "workers" in r:
+        w = r["workers"]
+        print("\n(d) workers (processes; 1 torch thread each)")
+        for name in ("one_pinned", "two_pinned", "one_unpinned"):
+            x = w[name]
+            print(f"  {name:13s} {x['wall_s']:7.2f} s {x['audio_s_per_s']:7.1f} audio-s/s  "
+                  f"{x['clips']} clips, CPU {x['cpu_s']:.1f} s")
+        rows.append(("2 workers / 1 worker throughput (one core each)", f"{w['ratio_two_over_one']:.2f}x",
+                     f">= {GOAL_WORKERS_RATIO:g}x", w["ratio_two_over_one"] >= GOAL_WORKERS_RATIO))
+        rows.append(("  same, from CPU s per audio s (2 idle cores would give)",
+                     f"{w['ratio_two_over_one_idle_cores']:.2f}x", "", None))
+        rows.append(("2 workers / one default process (two threads, any core)",
+                     f"{w['ratio_two_over_default']:.2f}x", "", None))
+    if "encoders" in r:
+        print("\n(e) encoders: the same VAD speech, each encoder's batch size")
+        for name, e in r["encoders"].items():
+            params = f"{e['params_m']:.1f} M params, " if e["params_m"] else ""
+            print(f"  {name:12s} {e['x_real_time']:7.1f}x real time  {e['clips_per_s']:6.2f} clips/s  "
+                  f"batch {e['batch_size']}, {params}loaded in {e['load_s']:.1f} s  [{e['label']}]")
+            rows.append((f"{name} speed ({e['label']})", f"{e['x_real_time']:.1f}x real time", "", None))
+    print("\n" + table(rows))
 
 
 def print_report(r: dict, goals: dict) -> None:

@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=40, help="uploads per concurrency level (default: 40)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8], help="client threads (default: 1 4 8)")
     p.add_argument("--stream-s", type=float, default=60.0, help="seconds of audio on the WebSocket (default: 60)")
+    p.add_argument("--model-workers", type=int, nargs="+", default=[1, 2],
+                   help="serve with each of these model_workers in turn, side by side (default: 1 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: 1, as conf/serve.yaml)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
     return p.parse_args(argv)
@@ -103,11 +105,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run_dir: Path, threads: int, log_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int | None = None
+                 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(log_dir / "serve.log", "w")
+    more = [f"model_workers={model_workers}"] if model_workers else []
     proc = subprocess.Popen([sys.executable, "-m", "src.serve", f"run={run_dir}", "host=127.0.0.1", f"port={port}",
-                             f"num_threads={threads}", "log_level=warning", f"hydra.run.dir={log_dir}"],
+                             f"num_threads={threads}", "log_level=warning", f"hydra.run.dir={log_dir}", *more],
                             cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     url = f"http://127.0.0.1:{port}"
@@ -126,7 +130,28 @@ def start_server(run_dir: Path, threads: int, log_dir: Path) -> tuple[subprocess
         time.sleep(0.3)
 
 
-def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int) -> dict:
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds so far of a process and its live descendants (the model worker
+    processes; Linux ``/proc``; 0 elsewhere)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))
+            except (OSError, ValueError, IndexError):
+                continue
+    if pid not in stats:
+        return 0.0
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats[p][1]
+        todo += [c for c, (parent, _) in stats.items() if parent == p]
+    return total
+
+
+def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int, pid: int | None = None) -> dict:
     """``requests`` uploads from ``concurrency`` threads; uploads/s and latency percentiles."""
     local = threading.local()
 
@@ -142,12 +167,13 @@ def upload_level(url: str, bodies: list[bytes], concurrency: int, requests: int)
             raise RuntimeError(f"upload {i}: {r.status_code} {r.text}")
         return dt
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), process_cpu_s(pid)
     with ThreadPoolExecutor(concurrency) as pool:
         lat = list(pool.map(one, range(requests)))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, process_cpu_s(pid) - cpu0
     q = np.percentile(np.array(lat) * 1000, [50, 95])
     return {"concurrency": concurrency, "requests": requests, "wall_s": round(wall, 3),
+            "server_cpu_ms_per_upload": round(cpu / requests * 1000, 1), "server_cores_busy": round(cpu / wall, 2),
             "uploads_per_s": round(requests / wall, 2), "p50_ms": round(float(q[0]), 1),
             "p95_ms": round(float(q[1]), 1), "mean_ms": round(statistics.mean(lat) * 1000, 1)}
 
@@ -189,12 +215,31 @@ def stream_run(url: str, wave: np.ndarray) -> dict:
             "first_event_s": round(first_event or float("nan"), 3), "final_label": msg["label"]}
 
 
+GOAL_CLIENTS_RATIO = 1.8  # uploads/s at the most clients over one client's, at least
+
+
 def markdown(results: dict) -> str:
-    rows = ["| path | concurrency | requests | uploads/s | p50 latency (ms) | p95 latency (ms) |",
-            "|---|---:|---:|---:|---:|---:|"]
-    for r in results["uploads"]:
-        rows.append(f"| `POST /v1/classify`, 3 s WAV | {r['concurrency']} | {r['requests']} | "
-                    f"{r['uploads_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+    rows = ["| path | model_workers | concurrency | requests | uploads/s | p50 latency (ms) | p95 latency (ms) "
+            "| server cores busy | server CPU ms per upload |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for workers, levels in results["by_model_workers"].items():
+        for r in levels:
+            rows.append(f"| `POST /v1/classify`, 3 s WAV | {workers} | {r['concurrency']} | {r['requests']} | "
+                        f"{r['uploads_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                        f"{r['server_cores_busy']:.2f} | {r['server_cpu_ms_per_upload']:.0f} |")
+        one = next((r for r in levels if r["concurrency"] == 1), None)
+        most = max(levels, key=lambda r: r["concurrency"])
+        if one and most is not one:
+            ratio = most["uploads_per_s"] / one["uploads_per_s"]
+            ratios.append(f"| model_workers={workers}: uploads/s at {most['concurrency']} clients / 1 client | "
+                          f"{ratio:.2f}x (p95 {most['p95_ms']:.0f} ms vs {one['p95_ms']:.0f} ms) | "
+                          f">= {GOAL_CLIENTS_RATIO:g}x | {'PASS' if ratio >= GOAL_CLIENTS_RATIO else 'MISS'} |")
+            if one["server_cpu_ms_per_upload"] and most["server_cpu_ms_per_upload"]:
+                idle = min(workers, results["cpus"]) * one["server_cpu_ms_per_upload"] / most["server_cpu_ms_per_upload"]
+                ratios.append(f"| same, from server CPU ms per upload, if {min(workers, results['cpus'])} idle "
+                              f"core(s) were kept busy (and one client kept one busy) | {idle:.2f}x | | |")
+    if ratios:
+        rows += ["", "| metric | measured | goal | result |", "|---|---|---|---|", *ratios]
     s = results["stream"]
     rows += ["", "| path | audio (s) | events | events/s | audio s per wall s |", "|---|---:|---:|---:|---:|",
              f"| `WebSocket /v1/stream`, int16 16 kHz, 0.1 s frames, as fast as possible | {s['audio_s']:.0f} | "
@@ -215,23 +260,32 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"run": str(run_dir), "data": args.data, "server_threads": args.threads,
                      "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
                      "load_avg_start": [round(x, 2) for x in load_start], "uploads": []}
-    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        proc, url = start_server(run_dir, args.threads, Path(tmp))
-        try:
-            upload_level(url, bodies, 1, 2)  # warm-up
-            for c in args.concurrency:
-                r = upload_level(url, bodies, c, max(args.requests, c))
-                print(f"concurrency {c}: {r['uploads_per_s']} uploads/s, p50 {r['p50_ms']} ms, "
-                      f"p95 {r['p95_ms']} ms", flush=True)
-                results["uploads"].append(r)
-            results["stream"] = stream_run(url, joined)
-            print(f"stream: {results['stream']['events']} events in {results['stream']['wall_s']} s", flush=True)
-        finally:
-            proc.terminate()
+    results["by_model_workers"] = {}
+    for workers in args.model_workers:
+        print(f"model_workers={workers}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+            proc, url = start_server(run_dir, args.threads, Path(tmp), workers)
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                upload_level(url, bodies, 1, 2)  # warm-up
+                levels = []
+                for c in args.concurrency:
+                    r = upload_level(url, bodies, c, max(args.requests, c), proc.pid)
+                    print(f"  concurrency {c}: {r['uploads_per_s']} uploads/s, p50 {r['p50_ms']} ms, "
+                          f"p95 {r['p95_ms']} ms; server {r['server_cores_busy']} cores busy, "
+                          f"{r['server_cpu_ms_per_upload']} CPU ms per upload", flush=True)
+                    levels.append(r)
+                if workers == args.model_workers[-1]:
+                    results["stream"] = stream_run(url, joined)
+                    print(f"  stream: {results['stream']['events']} events in {results['stream']['wall_s']} s",
+                          flush=True)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        results["by_model_workers"][workers] = levels
+    results["uploads"] = results["by_model_workers"][args.model_workers[-1]]
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"load average at the end {results['load_avg_end'][0]:.2f}\n")
     print(markdown(results))

@@ -55,6 +55,25 @@ def build_encoder(encoder_cfg: DictConfig) -> Encoder:
     return enc
 
 
+def shard_device(device: str, shard: int, num_gpus: int) -> str:
+    """``auto`` on a box with several GPUs -> ``cuda:{shard % num_gpus}`` (shards spread over
+    them); anything else is returned as is."""
+    if device == "auto" and num_gpus > 1:
+        return f"cuda:{shard % num_gpus}"
+    return device
+
+
+def shard_encoder_config(encoder_cfg: DictConfig, device: str, shard: int) -> DictConfig:
+    """The encoder config of one shard: with ``device=auto`` and several GPUs, its own GPU."""
+    chosen = shard_device(device, shard, torch.cuda.device_count() if device == "auto" else 0)
+    if chosen == device or "device" not in encoder_cfg.model:
+        return encoder_cfg
+    cfg = OmegaConf.create(OmegaConf.to_container(encoder_cfg, resolve=True))
+    cfg.model.device = chosen
+    log.info("shard %d: encoder on %s", shard, chosen)
+    return cfg
+
+
 def vad_params(vad_cfg: DictConfig) -> VadParams:
     """Silero parameters from ``conf/vad/*.yaml`` (``batch_size`` is not one of them)."""
     d = OmegaConf.to_container(vad_cfg, resolve=True)

@@ -3,7 +3,8 @@
     python -m src.extract encoder=resemblyzer                 # the bundled sample
     python -m src.extract encoder=ecapa data=dev              # ../shared/data/dev
     python -m src.extract -m hydra/launcher=joblib num_shards=2 'shard=range(0,2)'
-    python -m src.extract merge=true                          # fold shard files together
+    python -m src.extract -m hydra/launcher=slurm num_shards=64 'shard=range(0,64)' data=dev
+    python -m src.extract merge=true                          # fold finished shard files together
 
 Writes ``<paths.embeddings_dir>/<encoder>-embeddings.jsonl``; rerun to resume.
 """
@@ -11,17 +12,17 @@ Writes ``<paths.embeddings_dir>/<encoder>-embeddings.jsonl``; rerun to resume.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 
 from src.cli import verb
 from omegaconf import DictConfig, open_dict
 
 from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, set_threads,
-                          source_data_config)
+                          shard_encoder_config, source_data_config)
 from src.embeddings.extract import ExtractOptions, Summary, extract
-from src.embeddings.store import (JsonlWriter, config_hash, embeddings_path, merge_shards, remove_outputs,
-                                  stats_path)
+from src.embeddings.shards import clear_done, is_done, mark_done, merge_shards, remove_shard_outputs
+from src.embeddings.store import (JsonlWriter, config_hash, embeddings_path, remove_outputs, stats_path,
+                                  write_json_atomic, written_ids)
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,48 @@ def run_extract(cfg: DictConfig) -> Summary | None:
         raise ValueError(f"encoder={name} is trained end to end from audio and has no embeddings to extract: "
                          f"python -m src.train encoder={name} model={name}")
     if cfg.merge:
-        log.info("merged into %s", merge_shards(out_dir, name))
+        log.info("merged into %s", merge_shards(out_dir, name, num_shards=cfg.num_shards if cfg.num_shards > 1 else None,
+                                                  force=cfg.merge_force))
         return None
-    if cfg.overwrite:
+    if cfg.overwrite and cfg.num_shards > 1:
+        remove_shard_outputs(out_dir, name, cfg.shard, cfg.num_shards)  # other shards may be running
+    elif cfg.overwrite:
         remove_outputs(out_dir, name)
     clips = load_clips(cfg.data)
     if cfg.num_shards > 1:
         clips = clips[cfg.shard::cfg.num_shards]
-    encoder = build_encoder(cfg.encoder)
     options = embedding_options(cfg)
-    meta = {"encoder": name, "dim": encoder.dim, "weights": encoder.identity,
-            "config_hash": config_hash(options), "options": options, "data": cfg.data.name}
+    digest = config_hash(options)
     path = embeddings_path(out_dir, name, cfg.shard, cfg.num_shards)
+    ids = [c.id for c in clips]
+    if cfg.num_shards > 1:
+        if is_done(path, digest, ids):  # finished before (a requeue, a rerun of the sweep): no model to load
+            log.info("%s: shard %d of %d is done (%d clips); nothing to do", path, cfg.shard, cfg.num_shards, len(ids))
+            return Summary(skipped=len(ids))
+        clear_done(path)
+        merged = written_ids(embeddings_path(out_dir, name), digest)  # a merge moved them to the main file
+        todo = [c for c in clips if c.id not in merged]
+        if not todo:
+            log.info("%s: every clip of shard %d of %d is in the main file; nothing to do", path, cfg.shard,
+                     cfg.num_shards)
+            mark_done(path, digest, ids, cfg.shard, cfg.num_shards)
+            return Summary(skipped=len(ids))
+    else:
+        todo = clips
+    encoder = build_encoder(shard_encoder_config(cfg.encoder, cfg.device, cfg.shard))
+    meta = {"encoder": name, "dim": encoder.dim, "weights": encoder.identity,
+            "config_hash": digest, "options": options, "data": cfg.data.name}
     opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
                           min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
                           max_duration_s=cfg.max_duration_s, progress=cfg.progress)
     with JsonlWriter(path, meta) as writer:
-        summary = extract(clips, build_segmenter(cfg.vad), encoder, writer, opts)
+        summary = extract(todo, build_segmenter(cfg.vad), encoder, writer, opts)
+    summary.skipped += len(clips) - len(todo)
     log.info("%s: %s", path, summary.text())
     if summary.done:
-        stats_path(out_dir, name).write_text(json.dumps(summary.as_dict(), indent=2))
+        write_json_atomic(stats_path(out_dir, name, cfg.shard, cfg.num_shards), summary.as_dict())
+    if cfg.num_shards > 1:
+        mark_done(path, digest, ids, cfg.shard, cfg.num_shards)
     return summary
 
 

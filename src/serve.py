@@ -33,6 +33,7 @@ def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSetting
     return ServeSettings(max_upload_mb=float(cfg.max_upload_mb), max_duration_s=float(cfg.max_duration_s),
                          max_stream_s=float(cfg.max_stream_s), max_frame_kb=float(cfg.max_frame_kb),
                          max_streams=int(cfg.max_streams), decode_workers=int(cfg.decode_workers),
+                         model_workers=int(cfg.model_workers),
                          max_uploads=int(cfg.max_uploads), upload_timeout_s=float(cfg.upload_timeout_s),
                          upload_idle_timeout_s=float(cfg.upload_idle_timeout_s),
                          stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,

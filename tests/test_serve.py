@@ -348,6 +348,32 @@ def test_an_exception_in_a_request_is_a_500_and_the_service_goes_on(client, clip
     assert client.post("/v1/classify", files={"file": ("a.wav", clip_3s[0].read_bytes(), "audio/wav")}).status_code == 200
 
 
+def test_uploads_go_to_model_worker_processes(run_dir, pipe, clip_3s, tmp_path):
+    """model_workers=2 with a pipeline factory: two worker processes, each with its own pipeline,
+    answer uploads (also several at once) exactly as the pipeline does in process."""
+    import functools
+
+    settings = ServeSettings(model_workers=2, tmp_dir=str(tmp_path))
+    data = clip_3s[0].read_bytes()
+    with TestClient(create_app(functools.partial(GenderPipeline.from_run, run_dir), settings)) as c:
+        workers = c.app.state.service.workers
+        assert workers is not None and len(workers.pids()) == 2 and os.getpid() not in workers.pids()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: c.post("/v1/classify", files={"file": (f"{i}.wav", data, "audio/wav")}),
+                                    range(4)))
+        assert [r.status_code for r in answers] == [200] * 4, answers[0].text
+        pids = workers.pids()
+    want = pipe.classify_wave(load_audio(clip_3s[0]))
+    assert {r.json()["p_male"] for r in answers} == {want.p_male} and answers[0].json()["label"] == clip_3s[1]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # the workers stop with the app
+
+
+def test_a_loaded_pipeline_is_served_in_process(pipe, tmp_path):
+    with TestClient(create_app(pipe, ServeSettings(model_workers=2, tmp_dir=str(tmp_path)))) as c:
+        assert c.app.state.service.workers is None
+        healthy(c)
+
+
 # -------------------------------------------------------------------------------------------- stream
 
 def stream_pcm(client: TestClient, pcm: bytes, rate: int, dtype: str, chunk_bytes: int) -> list[dict]:
@@ -452,6 +478,7 @@ def test_serve_config_and_settings():
     assert cfg.host == "127.0.0.1" and cfg.port == 8000 and cfg.run == "latest"
     s = serve_settings(cfg, "r")
     assert s.max_upload_bytes == 5 * 2**20 and s.max_duration_s == 600 and s.stream.hop_s == 0.5 and s.run_name == "r"
+    assert s.model_workers == 2 == ServeSettings().model_workers
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 

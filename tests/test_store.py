@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.embeddings.store import (EmbeddingsError, JsonlWriter, config_hash, embeddings_path, iter_lines,
-                                  merge_shards, meta_path, read_meta, read_records, remove_outputs,
-                                  repair_truncated_tail, shard_paths)
+from src.embeddings.shards import done_path, is_done, mark_done, merge_shards
+from src.embeddings.store import (EmbeddingsError, JsonlWriter, config_hash, embeddings_path, iter_lines, meta_path,
+                                  read_meta, read_records, remove_outputs, repair_truncated_tail, shard_paths,
+                                  stats_path, written_ids)
 
 ENC = "resemblyzer"
 OPTIONS = {"encoder": ENC, "vad": {"threshold": 0.5}, "min_clip_s": 0.5}
@@ -166,16 +167,25 @@ def test_read_records_without_files(tmp_path):
         read_records(tmp_path, ENC)
 
 
+def _done(path: Path, ids: list[int] | None = None, options=OPTIONS) -> Path:
+    """Mark a shard file done, as a shard that finished does."""
+    n, i = int(path.name.split("-of-")[1].split(".")[0]), int(path.name.split("shard-")[1].split("-")[0])
+    mark_done(path, config_hash(options), [f"clip-{k:03d}" for k in (ids or [])], i, n)
+    return path
+
+
 def test_merge_shards(tmp_path):
-    _write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0), _rec(2)])
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0), _rec(2)]))
     s1 = _write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(1), _rec(3)])
     with open(s1, "a") as f:
-        f.write(_line(_rec(5))[:20])  # a shard whose writer was killed
+        f.write(_line(_rec(5))[:20])  # a torn last line (the shard was killed once, then finished)
+    _done(s1)
     before = {r["id"]: r for r in read_records(tmp_path, ENC, strict=False)}
     main = merge_shards(tmp_path, ENC)
     assert main == embeddings_path(tmp_path, ENC)
     assert shard_paths(tmp_path, ENC) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
-        f"{ENC}-embeddings.jsonl", f"{ENC}-embeddings.meta.json"]
+        f"{ENC}-embeddings.jsonl", f"{ENC}-embeddings.meta.json",
+        f"{ENC}-embeddings.shard-0-of-2.done.json", f"{ENC}-embeddings.shard-1-of-2.done.json"]
     assert json.loads(meta_path(main).read_text())["config_hash"] == _meta()["config_hash"]
     after = read_records(tmp_path, ENC)
     assert {r["id"]: r for r in after} == before and len(before) == 4
@@ -184,15 +194,16 @@ def test_merge_shards(tmp_path):
 
 def test_merge_into_an_existing_main_file_skips_its_ids(tmp_path):
     _write(embeddings_path(tmp_path, ENC), [_rec(0)])
-    _write(embeddings_path(tmp_path, ENC, 0, 2), [{**_rec(0), "status": "dup"}, _rec(1)])
-    _write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(2)])
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 2), [{**_rec(0), "status": "dup"}, _rec(1)]))
+    _done(_write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(2)]))
     merge_shards(tmp_path, ENC)
     assert list(iter_lines(embeddings_path(tmp_path, ENC))) == [_rec(0), _rec(1), _rec(2)]
 
 
 def test_merge_refuses_shards_made_with_different_options(tmp_path):
-    _write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0)])
-    _write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(1)], _meta({**OPTIONS, "min_clip_s": 2.0}))
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0)]))
+    other = {**OPTIONS, "min_clip_s": 2.0}
+    _done(_write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(1)], _meta(other)), options=other)
     with pytest.raises(EmbeddingsError, match="different options"):
         merge_shards(tmp_path, ENC)
     assert len(shard_paths(tmp_path, ENC)) == 2  # nothing deleted
@@ -215,3 +226,77 @@ def test_a_corrupt_middle_line_does_not_count_as_done(tmp_path, caplog):
     assert f"{path}:2" in caplog.text
     with pytest.raises(EmbeddingsError, match="delete that line"):
         list(iter_lines(path))
+
+
+# --------------------------------------------------------------------------- merging on a cluster
+
+def test_merge_refuses_while_a_shard_is_still_writing_and_force_keeps_its_file(tmp_path):
+    """A requeued shard is still appending when someone merges: refused; with force, the
+    finished shard is merged, the running one's file stays and its later records survive."""
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0), _rec(2)]))
+    running = embeddings_path(tmp_path, ENC, 1, 2)
+    with JsonlWriter(running, _meta()) as w:
+        w.write(_rec(1))
+        with pytest.raises(EmbeddingsError, match=r"shard\(s\) \[1\] of 2 .* have not finished"):
+            merge_shards(tmp_path, ENC)
+        assert len(shard_paths(tmp_path, ENC)) == 2 and not embeddings_path(tmp_path, ENC).exists()
+        merge_shards(tmp_path, ENC, force=True)
+        assert shard_paths(tmp_path, ENC) == [running]  # the finished shard's file went, the running one's stayed
+        w.write(_rec(3))  # the shard goes on writing after the forced merge
+    _done(running)
+    merge_shards(tmp_path, ENC)
+    assert sorted(_ids(embeddings_path(tmp_path, ENC))) == [f"clip-{i:03d}" for i in range(4)]
+    assert shard_paths(tmp_path, ENC) == []
+
+
+def test_merge_with_three_of_four_shards_missing_is_refused(tmp_path):
+    _done(_write(embeddings_path(tmp_path, ENC, 2, 4), [_rec(2)]))
+    with pytest.raises(EmbeddingsError, match=r"shard\(s\) \[0, 1, 3\] of 4"):
+        merge_shards(tmp_path, ENC)
+    assert not embeddings_path(tmp_path, ENC).exists()
+    assert merge_shards(tmp_path, ENC, force=True).exists()
+    assert _ids(embeddings_path(tmp_path, ENC)) == ["clip-002"]
+
+
+def test_merge_of_two_sweeps_needs_num_shards(tmp_path):
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0)]))
+    _done(_write(embeddings_path(tmp_path, ENC, 1, 2), [_rec(1)]))
+    _done(_write(embeddings_path(tmp_path, ENC, 0, 3), [_rec(5)]))
+    with pytest.raises(EmbeddingsError, match=r"sweeps of \[2, 3\] shards"):
+        merge_shards(tmp_path, ENC)
+    merge_shards(tmp_path, ENC, num_shards=2)
+    assert _ids(embeddings_path(tmp_path, ENC)) == ["clip-000", "clip-001"]
+    assert shard_paths(tmp_path, ENC) == [embeddings_path(tmp_path, ENC, 0, 3)]
+
+
+def test_merge_adds_up_the_shards_stats(tmp_path):
+    for i in range(2):
+        part = _done(_write(embeddings_path(tmp_path, ENC, i, 2), [_rec(i)]))
+        stats_path(tmp_path, ENC, i, 2).write_text(json.dumps(
+            {"done": 1, "skipped": 0, "statuses": {"ok": 1}, "reasons": {}, "audio_s": 2.0 + i, "speech_s": 1.0,
+             "wall_s": 0.5}))
+        assert stats_path(tmp_path, ENC, i, 2) == part.with_suffix(".extract.json")
+    merge_shards(tmp_path, ENC)
+    total = json.loads(stats_path(tmp_path, ENC).read_text())
+    assert (total["done"], total["statuses"], total["audio_s"], total["wall_s"], total["shards"]) == (
+        2, {"ok": 2}, 5.0, 1.0, 2)
+    assert not stats_path(tmp_path, ENC, 0, 2).exists()
+
+
+def test_done_marker_names_the_options_and_the_ids(tmp_path):
+    path = _write(embeddings_path(tmp_path, ENC, 0, 2), [_rec(0)])
+    digest = config_hash(OPTIONS)
+    assert not is_done(path, digest, ["clip-000"])
+    _done(path, [0, 1])
+    assert json.loads(done_path(path).read_text())["clips"] == 2
+    assert is_done(path, digest, ["clip-001", "clip-000"])  # order does not matter
+    assert not is_done(path, digest, ["clip-000"])  # other clips
+    assert not is_done(path, config_hash({**OPTIONS, "min_clip_s": 1.0}), ["clip-000", "clip-001"])
+
+
+def test_written_ids_checks_the_sidecar(tmp_path):
+    path = _write(embeddings_path(tmp_path, ENC), [_rec(0), _rec(1)])
+    assert written_ids(path, config_hash(OPTIONS)) == {"clip-000", "clip-001"}
+    assert written_ids(tmp_path / "absent.jsonl", "x") == set()
+    with pytest.raises(EmbeddingsError, match="other options"):
+        written_ids(path, config_hash({**OPTIONS, "min_clip_s": 1.0}))

@@ -8,6 +8,7 @@ embedding, ``no_speech``, or ``error`` with a ``reason`` (``missing``, ``unreada
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -103,9 +104,15 @@ def _decode(clip: Clip, opts: ExtractOptions) -> tuple[_Prepared, np.ndarray | N
     return prep, wave
 
 
-def prepare_chunk(clips: list[Clip], segmenter: SileroSegmenter, opts: ExtractOptions) -> list[_Prepared]:
-    """Decode a chunk of clips and keep each one's speech (batched VAD)."""
-    decoded = [_decode(c, opts) for c in clips]
+def prepare_chunk(clips: list[Clip], segmenter: SileroSegmenter, opts: ExtractOptions,
+                  stop: threading.Event | None = None) -> list[_Prepared] | None:
+    """Decode a chunk of clips and keep each one's speech (batched VAD); ``None`` when ``stop``
+    was set before the VAD."""
+    decoded = []
+    for c in clips:
+        if stop is not None and stop.is_set():
+            return None
+        decoded.append(_decode(c, opts))
     live = [(p, w) for p, w in decoded if w is not None]
     speech = segmenter.speech_only([w for _, w in live]) if live else []
     for (prep, _), s in zip(live, speech):
@@ -118,19 +125,38 @@ def prepare_chunk(clips: list[Clip], segmenter: SileroSegmenter, opts: ExtractOp
 
 def _prefetch(chunks: list[list[Clip]], segmenter: SileroSegmenter, opts: ExtractOptions,
               depth: int = 2) -> Iterator[list[_Prepared]]:
-    """Yield prepared chunks, preparing the next ones in a background thread."""
+    """Yield prepared chunks, preparing the next ones in a background thread.
+
+    However the consumer stops (the end, an error, ``SystemExit`` raised by a launcher's
+    timeout-signal handler, ``close()``), the thread is told to stop and joined before this
+    generator returns: a thread still inside torch while the interpreter exits aborts the
+    process (``terminate called without an active exception``) instead of letting it exit
+    with the launcher's requeue code.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work() -> None:
         try:
             for chunk in chunks:
                 if stop.is_set():
                     return
-                q.put(prepare_chunk(chunk, segmenter, opts))
+                prepared = prepare_chunk(chunk, segmenter, opts, stop)
+                if prepared is None or not put(prepared):
+                    return
         except BaseException as e:  # handed to the consumer, re-raised there
-            q.put(e)
-        q.put(None)
+            put(e)
+            return
+        put(None)
 
     t = threading.Thread(target=work, name="decode-vad", daemon=True)
     t.start()
@@ -141,6 +167,30 @@ def _prefetch(chunks: list[list[Clip]], segmenter: SileroSegmenter, opts: Extrac
             yield item
     finally:
         stop.set()
+        _join(t)
+
+
+def _join(t: threading.Thread) -> None:
+    """Join ``t`` even if a signal handler raises meanwhile (then re-raise that, once joined)."""
+    err: BaseException | None = None
+    while t.is_alive():
+        try:
+            t.join()
+        except BaseException as e:  # SystemExit from a launcher's signal handler
+            err = err or e
+    if err is not None:
+        raise err
+
+
+LAUNCHER_MODULES = ("submitit", "hydra_plugins")  # their exceptions stop the job; never retried per clip
+
+
+def _reraise_launcher_error(e: Exception) -> None:
+    """A launcher's own exception (submitit's ``UncompletedJobError``, raised by its signal
+    handler wherever the main thread happens to be, often inside ``encoder.embed``) is not an
+    encoder failure: let it end the job."""
+    if type(e).__module__.split(".")[0] in LAUNCHER_MODULES:
+        raise e
 
 
 def embed_prepared(prepared: list[_Prepared], encoder: Encoder, batch_size: int) -> list[dict]:
@@ -152,6 +202,7 @@ def embed_prepared(prepared: list[_Prepared], encoder: Encoder, batch_size: int)
         try:
             emb = encoder.embed([p.speech for p in batch])
         except Exception as e:  # one bad batch must not stop the run: retry clip by clip
+            _reraise_launcher_error(e)
             log.warning("batch failed (%s); retrying its clips one at a time", e)
             emb = None
         for j, p in enumerate(batch):
@@ -161,6 +212,7 @@ def embed_prepared(prepared: list[_Prepared], encoder: Encoder, batch_size: int)
                     raise ValueError("non-finite embedding")
                 vectors[p.clip.id] = v
             except Exception as e:
+                _reraise_launcher_error(e)
                 p.status, p.reason = STATUS_ERROR, f"encoder_failed: {e}"
     records = []
     for p in prepared:
@@ -197,7 +249,16 @@ def extract(clips: list[Clip], segmenter: SileroSegmenter, encoder: Encoder, wri
     chunks = chunk_plan(todo, opts.chunk_clips, first=opts.encoder_batch_size)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="clip", disable=not opts.progress, desc=f"extract {encoder.name}")
-    for prepared in _prefetch(chunks, segmenter, opts):
+    with contextlib.closing(_prefetch(chunks, segmenter, opts)) as prepared_chunks:
+        _write_all(prepared_chunks, encoder, writer, opts, summary, bar, start)
+    bar.close()
+    summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def _write_all(prepared_chunks, encoder: Encoder, writer: JsonlWriter, opts: ExtractOptions, summary: Summary,
+               bar, start: float) -> None:
+    for prepared in prepared_chunks:
         for rec in embed_prepared(prepared, encoder, opts.encoder_batch_size):
             writer.write(rec)
             summary.done += 1
@@ -209,6 +270,3 @@ def extract(clips: list[Clip], segmenter: SileroSegmenter, encoder: Encoder, wri
         summary.wall_s = time.perf_counter() - start
         bar.update(len(prepared))
         bar.set_postfix(audio_s_per_s=f"{summary.audio_s / max(summary.wall_s, 1e-9):.0f}")
-    bar.close()
-    summary.wall_s = time.perf_counter() - start
-    return summary

@@ -4,8 +4,11 @@ One file per encoder, ``<dir>/<encoder>-embeddings.jsonl``, one record per clip,
 a sidecar ``<encoder>-embeddings.meta.json`` naming the encoder, its weights and a
 hash of the options that shape the embeddings. Sharded runs write
 ``<encoder>-embeddings.shard-<i>-of-<n>.jsonl`` (each with its own sidecar);
-:func:`read_records` joins the main file and any shards, :func:`merge_shards` folds
-shards into the main file.
+:func:`read_records` joins the main file and any shards, :func:`src.embeddings.shards.merge_shards`
+folds shards into the main file.
+
+Done markers of finished shards and the merge that is safe on a cluster live in
+:mod:`src.embeddings.shards`.
 
 Crash safety: each record is written as one line and flushed, so a killed process
 loses at most the line it was writing; :meth:`JsonlWriter.open` cuts such a
@@ -147,8 +150,9 @@ class JsonlWriter:
 
 def remove_outputs(embeddings_dir: str | Path, encoder: str) -> None:
     """Delete an encoder's main file, shards and sidecars (for ``overwrite=true``)."""
-    for p in Path(embeddings_dir).glob(f"{encoder}-embeddings*.json*"):
-        p.unlink()
+    for pattern in (f"{encoder}-embeddings*.json*", f"{encoder}-embeddings*.columns.npz"):
+        for p in Path(embeddings_dir).glob(pattern):
+            p.unlink()
 
 
 def shard_paths(embeddings_dir: str | Path, encoder: str) -> list[Path]:
@@ -156,12 +160,11 @@ def shard_paths(embeddings_dir: str | Path, encoder: str) -> list[Path]:
     return sorted(Path(embeddings_dir).glob(f"{encoder}-embeddings.shard-*-of-*.jsonl"))
 
 
-def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> list[dict[str, Any]]:
-    """All records of an encoder, main file and shards joined, first occurrence of an id kept.
+def source_files(embeddings_dir: str | Path, encoder: str) -> list[Path]:
+    """The JSONL files of an encoder that readers join: the main file, then the shards.
 
     Raises:
-        EmbeddingsError: no file at all, files made with different options (config hashes of
-            their sidecars), or (``strict``) a corrupt line.
+        EmbeddingsError: none, or files made with different options (config hashes of their sidecars).
     """
     main = embeddings_path(embeddings_dir, encoder)
     files = ([main] if main.exists() else []) + shard_paths(embeddings_dir, encoder)
@@ -172,11 +175,45 @@ def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) 
     if len(set(hashes.values())) > 1:
         raise EmbeddingsError(f"{encoder} embeddings in {embeddings_dir} were made with different options "
                               f"(config hashes {hashes}); re-extract the odd ones with overwrite=true")
-    seen: dict[str, dict[str, Any]] = {}
-    for path in files:
+    return files
+
+
+def files_key(files: list[Path]) -> list[list[Any]]:
+    """What identifies the content of ``files`` for a cache: name, size, mtime (ns) and config hash of each."""
+    key = []
+    for p in files:
+        st = p.stat()
+        side = meta_path(p)
+        digest = json.loads(side.read_text()).get("config_hash") if side.exists() else None
+        key.append([p.name, st.st_size, st.st_mtime_ns, digest])
+    return key
+
+
+def iter_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> Iterator[dict[str, Any]]:
+    """The records of :func:`read_records`, one at a time (only the ids seen are kept in memory)."""
+    seen: set[str] = set()
+    for path in source_files(embeddings_dir, encoder):
         for rec in iter_lines(path, strict=strict):
-            seen.setdefault(rec["id"], rec)
-    return list(seen.values())
+            if rec["id"] not in seen:
+                seen.add(rec["id"])
+                yield rec
+
+
+def read_records(embeddings_dir: str | Path, encoder: str, strict: bool = True) -> list[dict[str, Any]]:
+    """All records of an encoder, main file and shards joined, first occurrence of an id kept.
+
+    Raises:
+        EmbeddingsError: no file at all, files made with different options (config hashes of
+            their sidecars), or (``strict``) a corrupt line.
+    """
+    files = source_files(embeddings_dir, encoder)  # raises here, not at the first record
+    del files
+    return list(iter_records(embeddings_dir, encoder, strict=strict))
+
+
+def columns_path(embeddings_dir: str | Path, encoder: str) -> Path:
+    """The cached columnar form of an encoder's records (``np.savez``; rebuilt when the JSONL changes)."""
+    return Path(embeddings_dir) / f"{encoder}-embeddings.columns.npz"
 
 
 def read_meta(embeddings_dir: str | Path, encoder: str) -> dict[str, Any]:
@@ -187,30 +224,35 @@ def read_meta(embeddings_dir: str | Path, encoder: str) -> dict[str, Any]:
     return {}
 
 
-def merge_shards(embeddings_dir: str | Path, encoder: str) -> Path:
-    """Fold all shard files into the main file (ids deduplicated), then delete them."""
-    shards = shard_paths(embeddings_dir, encoder)
-    main = embeddings_path(embeddings_dir, encoder)
-    if not shards:
-        return main
-    metas = {json.loads(meta_path(s).read_text())["config_hash"] for s in shards if meta_path(s).exists()}
-    if len(metas) > 1:
-        raise EmbeddingsError(f"shards of {encoder} were made with different options: {sorted(metas)}")
-    meta = json.loads(meta_path(shards[0]).read_text())
-    meta.pop("shard", None)
-    with JsonlWriter(main, meta) as w:
-        for s in shards:
-            repair_truncated_tail(s)
-            for rec in iter_lines(s):
-                if rec["id"] not in w.done_ids:
-                    w.write(rec)
-    for s in shards:
-        s.unlink()
-        meta_path(s).unlink(missing_ok=True)
-    log.info("merged %d shard(s) into %s", len(shards), main)
-    return main
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON through a temp file and a rename (readers never see half a file)."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
 
 
-def stats_path(embeddings_dir: str | Path, encoder: str) -> Path:
-    """Where the last extraction's summary (audio seconds, wall seconds, counts) is kept."""
-    return Path(embeddings_dir) / f"{encoder}-embeddings.extract.json"
+def stats_path(embeddings_dir: str | Path, encoder: str, shard: int = 0, num_shards: int = 1) -> Path:
+    """Where an extraction's summary (audio seconds, wall seconds, counts) is kept; one per shard."""
+    return stats_path_of(embeddings_path(embeddings_dir, encoder, shard, num_shards))
+
+
+def stats_path_of(jsonl_path: Path) -> Path:
+    """The stats file of a JSONL file (main or shard)."""
+    return Path(jsonl_path).with_suffix(".extract.json")
+
+
+def written_ids(path: Path, config_hash_: str) -> set[str]:
+    """Ids with a record in ``path`` (a missing file: none); the file's sidecar must name ``config_hash_``.
+
+    Raises:
+        EmbeddingsError: the file was made with other options.
+    """
+    if not path.exists():
+        return set()
+    side = meta_path(path)
+    if side.exists():
+        old = json.loads(side.read_text()).get("config_hash")
+        if old != config_hash_:
+            raise EmbeddingsError(f"{path} was made with other options (config hash {old} vs {config_hash_}); "
+                                  f"set overwrite=true or another paths.embeddings_dir")
+    return {r["id"] for r in iter_lines(path, strict=False)}

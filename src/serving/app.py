@@ -19,8 +19,9 @@ Endpoints:
 Every error is JSON ``{"error": <code>, "detail": <message>}`` with a 4xx status (5xx for
 a bug, which never stops the service). The model loads once, at start-up (lifespan).
 The pipeline is not thread-safe: every call into it (the whole file classification, or
-one streaming decision) holds one lock, while decoding and each stream's own Silero
-VAD run outside it.
+one streaming decision) holds its lock, while decoding and each stream's own Silero
+VAD run outside it. With ``model_workers`` > 1 (and a pipeline factory), uploads are classified
+in that many worker processes (``src/serving/workers.py``), so they run on as many cores.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 import anyio
 import numpy as np
 import soxr
+import torch
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -59,6 +61,7 @@ from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm
 from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
 from src.labels import CLASSES, LABEL_COLOURS
 from src.serving.examples import Example, examples_router
+from src.serving.workers import ModelWorkers
 from src.serving.limits import BodyTimeout, UploadGate, timed_chunks
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,8 @@ class ServeSettings:
     max_stream_s: float = 3600.0  # longest WebSocket stream, seconds of audio
     max_frame_kb: float = 1024.0  # largest WebSocket binary message, KiB
     max_streams: int = 8  # WebSocket streams at once (each holds its own Silero VAD)
-    decode_workers: int = 2  # uploads decoded at once (the model itself takes one call at a time)
+    decode_workers: int = 2  # uploads decoded at once
+    model_workers: int = 2  # processes classifying uploads side by side (1: in the server, one at a time)
     max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
     upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
     upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
@@ -362,20 +366,24 @@ class Service:
         self.settings = settings
         self.tmp_dir = tmp_dir
         self.model_lock = threading.Lock()
+        self.workers: ModelWorkers | None = None  # set by the lifespan: uploads go to worker processes
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
         self.uploads = UploadGate(max(1, settings.max_uploads))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
-        """Decode (outside the lock) and classify (inside it); runs in a worker thread."""
+        """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
         try:
             decoded = decode_audio(path, SAMPLE_RATE_HZ, self.settings.max_duration_s)
         except AudioError as e:
             status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
             raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None
-        with self.model_lock:
-            result = self.pipeline.classify_wave(decoded.wave, timeline)
+        if self.workers is not None:
+            result = self.workers.classify(decoded.wave, timeline)
+        else:
+            with self.model_lock:
+                result = self.pipeline.classify_wave(decoded.wave, timeline)
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result
@@ -456,10 +464,18 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         pipe = pipeline if hasattr(pipeline, "classify_wave") else await anyio.to_thread.run_sync(pipeline)
         await anyio.to_thread.run_sync(warm_up, pipe)
         app.state.service = Service(pipe, settings, tmp_dir)
+        if settings.model_workers > 1 and callable(pipeline) and not hasattr(pipeline, "classify_wave"):
+            app.state.service.workers = await anyio.to_thread.run_sync(
+                lambda: ModelWorkers(pipeline, settings.model_workers, torch.get_num_threads()))
+        elif settings.model_workers > 1:
+            log.info("model_workers=%d needs a pipeline factory, not a loaded pipeline: uploads run here",
+                     settings.model_workers)
         log.info("model loaded; uploads go to %s", tmp_dir)
         try:
             yield
         finally:
+            if app.state.service.workers is not None:
+                app.state.service.workers.close()
             if own_tmp:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 

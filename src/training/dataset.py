@@ -3,14 +3,17 @@ a bad file from becoming a misleading run."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from src.embeddings.store import STATUS_OK, read_records
+from src.embeddings.store import STATUS_OK, columns_path, files_key, iter_records, source_files
 from src.labels import CLASSES, class_index
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,9 @@ class EmbeddingSet:
                             age=self.age[mask], groups={k: v[mask] for k, v in self.groups.items()})
 
 
-def records_to_set(records: list[dict], source: str = "embeddings", both_classes: bool = True) -> EmbeddingSet:
-    """Keep the ``ok`` records and stack them; checks dimension and classes.
+def records_to_set(records: Iterable[dict], source: str = "embeddings", both_classes: bool = True) -> EmbeddingSet:
+    """Keep the ``ok`` records and stack them; checks dimension and classes. ``records`` may be
+    a generator: each record is turned into a row and dropped (no list of every embedding).
 
     Args:
         both_classes: require clips of every class (training does; scoring a one-gender source does not).
@@ -67,36 +71,111 @@ def records_to_set(records: list[dict], source: str = "embeddings", both_classes
     Raises:
         DatasetError: no usable record, embeddings of mixed dimension, or (``both_classes``) a single class.
     """
-    usable = [r.get("status") == STATUS_OK and r.get("embedding") is not None for r in records]
-    ok = [r for r, u in zip(records, usable) if u]
-    skipped = Counter(r.get("status", "?") for r, u in zip(records, usable) if not u)
+    x, y, ids, paths, speakers, speech_s, split, age = [], [], [], [], [], [], [], []
+    groups: list[dict] = []
+    skipped: Counter = Counter()
+    dims: Counter = Counter()
+    first_of_dim: dict[int, list[str]] = {}
+    n = 0
+    for r in records:
+        n += 1
+        if r.get("status") != STATUS_OK or r.get("embedding") is None:
+            skipped[r.get("status", "?")] += 1
+            continue
+        v = np.asarray(r["embedding"], np.float32)
+        dims[len(v)] += 1
+        some = first_of_dim.setdefault(len(v), [])
+        if len(some) < 3:
+            some.append(r["id"])
+        x.append(v)
+        y.append(class_index(r["gender"]))
+        ids.append(r["id"])
+        paths.append(r["path"])
+        speakers.append(r["speaker"])
+        speech_s.append(float(r.get("speech_s", 0.0)))
+        split.append(r.get("split") or "")
+        age.append(r["age"] if r.get("age") is not None else np.nan)
+        groups.append(r.get("groups") or {})
     if skipped:
         log.info("%s: left out %s", source, dict(skipped))
-    if not ok:
-        raise DatasetError(f"{source}: no usable embedding among {len(records)} records")
-    dims = Counter(len(r["embedding"]) for r in ok)
+    if not x:
+        raise DatasetError(f"{source}: no usable embedding among {n} records")
     if len(dims) > 1:
-        odd = [r["id"] for r in ok if len(r["embedding"]) != dims.most_common(1)[0][0]][:3]
+        common = dims.most_common(1)[0][0]
+        odd = [i for d, some in first_of_dim.items() if d != common for i in some][:3]
         raise DatasetError(f"{source}: embeddings of mixed dimension {dict(dims)} (e.g. {odd}); "
                            f"were two encoders written to one file?")
-    y = np.array([class_index(r["gender"]) for r in ok])
-    if both_classes and len(set(y.tolist())) < len(CLASSES):
-        raise DatasetError(f"{source}: only one class ({CLASSES[y[0]]}) among {len(ok)} clips")
-    group_names = sorted({k for r in ok for k in r.get("groups", {})})
-    return EmbeddingSet(
-        x=np.asarray([r["embedding"] for r in ok], np.float32), y=y,
-        ids=np.array([r["id"] for r in ok]), paths=np.array([r["path"] for r in ok]),
-        speakers=np.array([r["speaker"] for r in ok]),
-        speech_s=np.array([float(r.get("speech_s", 0.0)) for r in ok]),
-        split=np.array([r.get("split") or "" for r in ok]),
-        age=np.array([r["age"] if r.get("age") is not None else np.nan for r in ok], float),
-        groups={g: np.array([str(r.get("groups", {}).get(g, "")) for r in ok]) for g in group_names})
+    group_names = sorted({k for g in groups for k in g})
+    data = EmbeddingSet(
+        x=np.stack(x), y=np.array(y), ids=np.array(ids), paths=np.array(paths), speakers=np.array(speakers),
+        speech_s=np.array(speech_s), split=np.array(split), age=np.array(age, float),
+        groups={g: np.array([str(row.get(g, "")) for row in groups]) for g in group_names})
+    if both_classes:
+        check_both_classes(data, source)
+    return data
 
 
-def load_embedding_set(embeddings_dir: str | Path, encoder: str, both_classes: bool = True) -> EmbeddingSet:
-    """Read an encoder's JSONL (strictly: a corrupt line is an error) into an :class:`EmbeddingSet`."""
-    records = read_records(embeddings_dir, encoder, strict=True)
-    return records_to_set(records, source=f"{embeddings_dir}/{encoder}", both_classes=both_classes)
+def check_both_classes(data: EmbeddingSet, source: str) -> None:
+    """Raise :class:`DatasetError` unless ``data`` holds clips of every class."""
+    if len(set(data.y.tolist())) < len(CLASSES):
+        raise DatasetError(f"{source}: only one class ({CLASSES[data.y[0]]}) among {len(data)} clips")
+
+
+COLUMNS_FORMAT = 1  # bump when the cached columns change meaning
+
+
+def load_embedding_set(embeddings_dir: str | Path, encoder: str, both_classes: bool = True,
+                       cache: bool = True) -> EmbeddingSet:
+    """Read an encoder's JSONL (strictly: a corrupt line is an error) into an :class:`EmbeddingSet`.
+
+    The JSONL stays the interchange format; the set is also cached in columnar form
+    (``<encoder>-embeddings.columns.npz`` beside it, keyed by the name, size, mtime and config
+    hash of every JSONL file read), so the next load reads arrays instead of parsing a million
+    lines. Any change to the files rebuilds it; a folder that cannot be written just goes uncached.
+    """
+    source = f"{embeddings_dir}/{encoder}"
+    files = source_files(embeddings_dir, encoder)
+    key = json.dumps({"format": COLUMNS_FORMAT, "classes": list(CLASSES), "files": files_key(files)})
+    path = columns_path(embeddings_dir, encoder)
+    data = _load_columns(path, key) if cache else None
+    if data is None:
+        data = records_to_set(iter_records(embeddings_dir, encoder, strict=True), source=source, both_classes=False)
+        if cache:
+            _save_columns(path, key, data)
+    if both_classes:
+        check_both_classes(data, source)
+    return data
+
+
+def _save_columns(path: Path, key: str, data: EmbeddingSet) -> None:
+    arrays = {"key": np.array(key), "x": data.x, "y": data.y, "ids": data.ids, "paths": data.paths,
+              "speakers": data.speakers, "speech_s": data.speech_s, "split": data.split, "age": data.age,
+              **{f"group:{g}": v for g, v in data.groups.items()}}
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        tmp.replace(path)
+    except OSError as e:
+        log.warning("could not cache %s (%s); loading will parse the JSONL each time", path, e)
+        tmp.unlink(missing_ok=True)
+
+
+def _load_columns(path: Path, key: str) -> EmbeddingSet | None:
+    """The cached set, or ``None`` when absent, unreadable or made from other files."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            cols = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        log.warning("%s: unreadable column cache (%s); rebuilding it", path, e)
+        return None
+    return EmbeddingSet(x=cols["x"], y=cols["y"], ids=cols["ids"], paths=cols["paths"], speakers=cols["speakers"],
+                        speech_s=cols["speech_s"], split=cols["split"], age=cols["age"],
+                        groups={k.split(":", 1)[1]: v for k, v in cols.items() if k.startswith("group:")})
 
 
 @dataclass(frozen=True)

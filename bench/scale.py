@@ -1,0 +1,205 @@
+"""Sections (d) and (e) of ``bench/extract.py``: extraction workers side by side, and the speed
+of every encoder (the hub encoders at full size with random weights).
+
+Kept in their own module so the worker processes (``multiprocessing`` spawn) import only this.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bench.extract")
+
+
+# --------------------------------------------------------------------------- (d) workers
+
+def _worker(encoder: str, overrides: list[str], clips, cpu: int | None, tmp_dir: str, barrier, out) -> None:
+    """One extraction process: load models, wait for the others, extract its clips, report times."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    import silero_vad  # noqa: F401  (sets torch threads to 1 on import: import first)
+
+    from bench.extract import compose_config
+    from src.building import build_encoder, build_segmenter, embedding_options, set_threads
+    from src.embeddings.extract import ExtractOptions, extract
+    from src.embeddings.store import JsonlWriter, config_hash
+
+    set_threads(1)
+    cfg = compose_config(encoder, overrides)
+    segmenter, enc = build_segmenter(cfg.vad), build_encoder(cfg.encoder)
+    opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
+                          min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
+                          max_duration_s=cfg.max_duration_s, progress=False)
+    warm = np.random.default_rng(0).normal(0, 0.1, 32_000).astype(np.float32)
+    enc.embed([warm])
+    segmenter.speech_only([warm])
+    options = embedding_options(cfg)
+    meta = {"encoder": enc.name, "dim": enc.dim, "weights": enc.identity, "config_hash": config_hash(options),
+            "options": options}
+    path = Path(tmp_dir) / f"{enc.name}-embeddings.{os.getpid()}.jsonl"
+    barrier.wait()
+    start, cpu0 = time.time(), time.process_time()
+    with JsonlWriter(path, meta) as writer:
+        summary = extract(clips, segmenter, enc, writer, opts)
+    out.put({"start": start, "end": time.time(), "audio_s": summary.audio_s, "done": summary.done,
+             "cpu_s": time.process_time() - cpu0})
+
+
+def run_workers(encoder: str, overrides: list[str], clips, n: int, pin: bool, tmp_dir: Path) -> dict:
+    """``n`` processes, worker ``i`` extracting ``clips[i::n]`` (what ``num_shards=n shard=i`` does),
+    started together after loading their models; throughput = all audio / (last end - first start)."""
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(n), ctx.Queue()
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
+        procs = [ctx.Process(target=_worker, args=(encoder, overrides, clips[i::n], i % os.cpu_count() if pin else None,
+                                                   tmp, barrier, out)) for i in range(n)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join()
+    span = max(r["end"] for r in results) - min(r["start"] for r in results)
+    audio = sum(r["audio_s"] for r in results)
+    return {"workers": n, "pinned": pin, "wall_s": span, "audio_s": audio, "audio_s_per_s": audio / span,
+            "clips": sum(r["done"] for r in results), "cpu_s": sum(r["cpu_s"] for r in results)}
+
+
+def bench_workers(encoder: str, overrides: list[str], clips, repeats: int, tmp_dir: Path) -> dict:
+    """One pinned worker, two pinned workers (one core each), and one unpinned process (today's
+    default: its two threads on any core); best of ``repeats``, alternating."""
+    contenders = {"one_pinned": (1, True), "two_pinned": (2, True), "one_unpinned": (1, False)}
+    best: dict[str, dict] = {}
+    for run in range(repeats):
+        for name, (n, pin) in contenders.items():
+            r = run_workers(encoder, overrides, clips, n, pin, tmp_dir)
+            log.info("(d) %s run %d: %.2f s, %.1f audio-s/s (cpu %.1f s)", name, run, r["wall_s"],
+                     r["audio_s_per_s"], r["cpu_s"])
+            if name not in best or r["audio_s_per_s"] > best[name]["audio_s_per_s"]:
+                best[name] = r
+    best["ratio_two_over_one"] = best["two_pinned"]["audio_s_per_s"] / best["one_pinned"]["audio_s_per_s"]
+    best["ratio_two_over_default"] = best["two_pinned"]["audio_s_per_s"] / best["one_unpinned"]["audio_s_per_s"]
+    # CPU seconds per audio second: what the ratio would be on two otherwise idle cores
+    per_audio = {k: best[k]["cpu_s"] / best[k]["audio_s"] for k in contenders}
+    best["ratio_two_over_one_idle_cores"] = 2 * per_audio["one_pinned"] / per_audio["two_pinned"]
+    return best
+
+
+# --------------------------------------------------------------------------- (e) encoders
+
+ECAPA_FULL_YAML = """\
+n_mels: 80
+pretrained_path: speechbrain/spkrec-ecapa-voxceleb
+out_n_neurons: 7205
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: [1024, 1024, 1024, 1024, 3072]
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: 128
+    lin_neurons: 192
+classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
+    input_size: 192
+    out_neurons: !ref <out_n_neurons>
+mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
+    norm_type: global
+    std_norm: False
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    mean_var_norm_emb: !ref <mean_var_norm_emb>
+    classifier: !ref <classifier>
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+        mean_var_norm_emb: !ref <mean_var_norm_emb>
+        classifier: !ref <classifier>
+        label_encoder: !ref <label_encoder>
+    paths:
+        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+        mean_var_norm_emb: !ref <pretrained_path>/mean_var_norm_emb.ckpt
+        classifier: !ref <pretrained_path>/classifier.ckpt
+        label_encoder: !ref <pretrained_path>/label_encoder.txt
+"""  # spkrec-ecapa-voxceleb's architecture (20.8 M parameters in the embedding model)
+
+
+def random_ecapa(folder: Path):
+    """spkrec-ecapa-voxceleb's layout and sizes with random weights, loaded by the real loader."""
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+
+    from src.encoders.ecapa import EcapaEncoder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hyperparams.yaml").write_text(ECAPA_FULL_YAML)
+    torch.manual_seed(0)
+    hp = load_hyperpyyaml(ECAPA_FULL_YAML)
+    torch.save(hp["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
+    torch.save(hp["classifier"].state_dict(), folder / "classifier.ckpt")
+    hp["mean_var_norm_emb"](torch.randn(8, 1, 192), torch.ones(8))
+    hp["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
+    hp["label_encoder"].update_from_iterable([f"id{i}" for i in range(7205)])
+    hp["label_encoder"].save(folder / "label_encoder.txt")
+    return EcapaEncoder(source=str(folder), device="cpu")
+
+
+def random_wav2vec2(path: Path, layer: int = 12):
+    """torchaudio's WAV2VEC2_BASE architecture (94.4 M parameters) with random weights."""
+    import torch
+    import torchaudio
+
+    from src.encoders.wav2vec2 import Wav2Vec2Encoder, save_wav2vec2_checkpoint
+
+    params = dict(torchaudio.pipelines.WAV2VEC2_BASE._params)
+    torch.manual_seed(0)
+    save_wav2vec2_checkpoint(params, torchaudio.models.wav2vec2_model(**params), path)
+    return Wav2Vec2Encoder(checkpoint_path=str(path), layer=layer, device="cpu")
+
+
+def bench_encoders(speech: list[np.ndarray], batch_sizes: dict[str, int], repeats: int, tmp_dir: Path) -> dict:
+    """Speech seconds embedded per wall second by each encoder on the same VAD speech."""
+    import torch
+
+    from src.encoders.resemblyzer import ResemblyzerEncoder
+
+    speech_s = sum(len(s) for s in speech) / 16_000
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
+        makers = {"resemblyzer": (lambda: ResemblyzerEncoder(device="cpu"), "real weights (in its wheel)"),
+                  "ecapa": (lambda: random_ecapa(Path(tmp) / "ecapa"), "full size, RANDOM weights: speed only"),
+                  "wav2vec2": (lambda: random_wav2vec2(Path(tmp) / "w2v.pth"), "full size (base), RANDOM weights: "
+                                                                                "speed only")}
+        for name, (make, label) in makers.items():
+            t0 = time.perf_counter()
+            enc = make()
+            load_s = time.perf_counter() - t0
+            bs = batch_sizes.get(name, 8)
+            enc.embed(speech[:1])  # warm-up
+            best = None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for i in range(0, len(speech), bs):
+                    enc.embed(speech[i:i + bs])
+                wall = time.perf_counter() - t0
+                best = wall if best is None else min(best, wall)
+            params = sum(p.numel() for p in getattr(enc, "model").parameters()) if hasattr(
+                getattr(enc, "model", None), "parameters") else None
+            out[name] = {"label": label, "batch_size": bs, "load_s": load_s, "wall_s": best,
+                         "speech_s": speech_s, "x_real_time": speech_s / best, "clips_per_s": len(speech) / best,
+                         "params_m": params / 1e6 if params else None, "threads": torch.get_num_threads()}
+            log.info("(e) %s: %.1fx real time (%s)", name, speech_s / best, label)
+            del enc
+    return out

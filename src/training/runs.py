@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.models.checkpoint import CHECKPOINT_NAME, END_TO_END, TrainedClassifier
 from src.models.loading import LoadedModel, load_model
 
 METRICS_NAME = "metrics.json"  # written last: a run folder without it is not finished
@@ -29,8 +29,12 @@ class Run:
 
     @property
     def encoder(self) -> str:
-        """The key the run is named and found by: its encoder's, or an end-to-end model's name."""
-        return str(self.config.get("run_key") or self.config.encoder.name)
+        """The key the run is named and found by: its encoder's, or an end-to-end model's name
+        (the ``run_key`` of ``conf/train.yaml``)."""
+        model = self.config.get("model") or {}
+        if model.get("kind") == END_TO_END:
+            return str(model.get("name"))
+        return str(self.config.encoder.name)
 
     @property
     def model(self) -> str:

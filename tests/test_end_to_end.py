@@ -94,3 +94,17 @@ def test_evaluate_reads_its_audio(tiny_run, tmp_path):
 def test_run_key_names_end_to_end_runs_by_model():
     assert compose_cfg("train", "model=crnn").run_key == "crnn"
     assert compose_cfg("train", "model=fnn", "encoder=acoustic").run_key == "acoustic"
+
+
+def test_speech_settings_are_defined_once():
+    """The ``speech`` group's schema and defaults are the dataclass; an override reaches the run's parameters."""
+    from dataclasses import asdict
+
+    from src.building import speech_params
+    from src.data.speech import SpeechParams
+
+    cfg = compose_cfg("train", "model=crnn", "speech.crop_s=1.5", "speech.augment.noise_prob=0")
+    assert speech_params(cfg.speech) == SpeechParams(crop_s=1.5, augment=SpeechParams().augment.__class__(noise_prob=0.0))
+    assert OmegaConf.to_container(compose_cfg("train").speech) == asdict(SpeechParams())
+    with pytest.raises(Exception, match="crop_seconds"):
+        compose_cfg("train", "speech.crop_seconds=1")

@@ -52,7 +52,7 @@ def run_end_to_end(cfg: DictConfig, run_dir: Path) -> dict:
         raise ValueError(f"data={cfg.data.name} has no audio (no manifest_path): model={cfg.model.name} "
                          f"trains from audio")
     info = {"data": cfg.data.name, "manifest_path": str(cfg.data.manifest_path), "run_dir": str(run_dir),
-            "model": cfg.model.name, "model_class": cfg.model._target_, "kind": "end_to_end"}
+            "model": cfg.model.name, "model_class": cfg.model._target_, "kind": END_TO_END}
     meta = {"encoder": cfg.run_key, "dim": None, "options": {"vad": vad_params(cfg.vad).__dict__}}
     return end_to_end_run(load_clips(cfg.data), build_segmenter(cfg.vad), run_dir,
                           lambda n_age_bands: build_end_to_end(cfg.model, n_age_bands), trainer_params(cfg.trainer),

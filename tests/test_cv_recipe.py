@@ -63,3 +63,12 @@ def test_published_recipe_trains_on_real_features(tmp_path):
     clf = TrainedClassifier.load(tmp_path / "run" / CHECKPOINT_NAME)
     assert (clf.mean == 0).all() and (clf.std == 1).all(), "raw features, no normalisation"
     assert clf.model.single_logit and clf.model.net[-1].out_features == 1
+
+
+def test_the_better_recipe_is_mlp5_on_raw_features_with_the_toolkit_trainer():
+    cfg = compose_cfg("train", "+experiment=cv_mel128")
+    default = compose_cfg("train", "model=mlp5")
+    assert cfg.data.protocol == "published" and cfg.model.raw_inputs
+    assert {k: v for k, v in cfg.model.items() if k != "raw_inputs"} == {
+        k: v for k, v in default.model.items() if k != "raw_inputs"}
+    assert cfg.trainer == default.trainer

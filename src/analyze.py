@@ -4,7 +4,7 @@ Writes
 * ``post-analysis/<encoder>/{train,val,test}/``: a copy of every misclassified clip named
   ``<true>_as_<predicted>_p<confidence>_<file>`` and ``index.csv`` (most confident first);
 * ``<embeddings_dir>/<encoder>-embeddings.png``: UMAP coloured by gender, mistakes ringed (an
-  end-to-end run: ``<run>/melcnn-embeddings.png``, of its trained trunk's features);
+  end-to-end run: ``<run>/<model>-embeddings.png``, of its trained trunk's features);
 * ``<run>/reliability.png`` and ``<run>/accuracy_by_duration.png``.
 """
 
@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from src.analysis.mistakes import dump_mistakes
 from src.analysis.plots import duration_figure, reliability_figure, save
 from src.analysis.umap_plot import umap_2d, umap_figure
+from src.evaluate import run_inputs
 from src.labels import class_index
 from src.training.dataset import load_embedding_set
 from src.training.runs import open_run, resolve_run
@@ -44,16 +45,14 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
     written["duration"] = run.dir / "accuracy_by_duration.png"
     save(duration_figure({s: run.metrics[s]["accuracy_by_duration"] for s in ("val", "test")},
                          f"{run.encoder}: accuracy by speech duration"), written["duration"])
-    if umap and not run.metrics.get("embeddings_dir"):  # an end-to-end run (encoder=melcnn): no store
-        from src.evaluate import end_to_end_inputs
-
-        data = end_to_end_inputs(run, run.config.data)[1]  # its trunk's features of its own clips
-        written["umap"] = run.dir / f"{run.encoder}-embeddings.png"
-    elif umap:
-        emb_dir = Path(run.metrics["embeddings_dir"])
-        data = load_embedding_set(emb_dir, run.encoder)
-        written["umap"] = emb_dir / f"{run.encoder}-embeddings.png"
     if umap:
+        if run.metrics.get("embeddings_dir"):
+            emb_dir = Path(run.metrics["embeddings_dir"])
+            data = load_embedding_set(emb_dir, run.encoder)
+            written["umap"] = emb_dir / f"{run.encoder}-embeddings.png"
+        else:  # a run that reads audio (end to end): its trunk's features of its own clips
+            data = run_inputs(run, run.config.data, name=run.metrics["data"])[1]
+            written["umap"] = run.dir / f"{run.encoder}-embeddings.png"
         wrong_ids = set(preds.loc[preds["correct"].astype(int) == 0, "id"])
         umap_figure(umap_2d(data.x, umap_neighbors, seed=seed), data.y, np.isin(data.ids, list(wrong_ids)),
                     f"{run.encoder} embeddings ({run.metrics['data']}), UMAP", written["umap"])

@@ -100,7 +100,36 @@ def embedding_options(cfg: DictConfig) -> dict:
             "min_clip_s": cfg.min_clip_s, "min_speech_s": cfg.min_speech_s}
 
 
-MODEL_META_KEYS = ("name",)  # model-config keys that describe the config rather than the model
+MODEL_META_KEYS = ("name", "kind")  # model-config keys that describe the config rather than the model
+END_TO_END_KEYS = ("age_loss_weight", "age_bands")  # an end-to-end model config's training keys (its age head)
+
+
+def model_kind(model_cfg: DictConfig) -> str:
+    """``end_to_end`` for a network trained from audio (``kind: end_to_end`` in its yaml), else
+    ``embedding_head`` (a classifier on an encoder's embeddings)."""
+    from src.models.checkpoint import EMBEDDING_HEAD, KINDS
+
+    kind = str(model_cfg.get("kind") or EMBEDDING_HEAD)
+    if kind not in KINDS:
+        raise ValueError(f"model={model_cfg.get('name')}: kind {kind!r} is not one of {KINDS}")
+    return kind
+
+
+def build_end_to_end(model_cfg: DictConfig, n_age_bands: int) -> tuple[torch.nn.Module, str, dict]:
+    """An end-to-end network with an age head of ``n_age_bands`` (0: none), with its class path and
+    kwargs (for the checkpoint)."""
+    kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+              if k != "_target_" and k not in MODEL_META_KEYS + END_TO_END_KEYS}
+    kwargs["n_age_bands"] = n_age_bands
+    return instantiate({"_target_": model_cfg._target_, **kwargs}), model_cfg._target_, kwargs
+
+
+def speech_params(speech_cfg: DictConfig) -> "SpeechParams":
+    """The ``speech`` group (end-to-end training from audio) as typed parameters."""
+    from src.data.speech import CropAugmentParams, SpeechParams
+
+    d = OmegaConf.to_container(speech_cfg, resolve=True)
+    return SpeechParams(**{**d, "augment": CropAugmentParams(**d["augment"])})
 
 
 def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[object, str, dict]:

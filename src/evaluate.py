@@ -1,5 +1,5 @@
 """``python -m src.evaluate run=<run_dir> data=<source>``: apply a trained run to another
-source's embeddings (a cross-corpus test); an end-to-end run (``encoder=melcnn``) to its audio.
+source's embeddings (a cross-corpus test); an end-to-end run (``model=melcnn``, ``crnn``) to its audio.
 
     python -m src.extract encoder=resemblyzer data=speechocean762      # embeddings first
     python -m src.evaluate run=runs/resemblyzer-2026-11-21_12-00-00 data=speechocean762
@@ -23,27 +23,21 @@ from src.training.metrics import full_metrics
 from src.training.run import (METRICS_NAME, PREDICTIONS_NAME, answer_columns, write_json_atomic,
                               write_predictions)
 from src.training.runs import Run, open_run, resolve_run
+from src.inference.run_model import load_run_model
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
                  data_cfg: DictConfig | None = None) -> dict:
-    """Score every usable clip of ``embeddings_dir`` with the run's classifier; an end-to-end run
-    (``encoder=melcnn``) scores ``data_cfg``'s audio instead (decoded and cut as in its training).
+    """Score every usable clip of ``embeddings_dir`` with the run's classifier; a run that reads
+    audio (an end-to-end network) scores ``data_cfg``'s audio instead (decoded and cut as in its training).
 
     Returns the metrics (also written to ``<run>/eval-<name>/``).
     """
     run = open_run(run_dir)
     log.info("model: %s (%s)", run.dir.name, run.dir)
-    if run.config.encoder.get("end_to_end"):
-        if data_cfg is None or not data_cfg.get("manifest_path"):
-            raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")
-        clf, data = end_to_end_inputs(run, data_cfg)
-        source = str(data_cfg.manifest_path)
-    else:
-        clf, data = _embedding_inputs(run, embeddings_dir)
-        source = str(embeddings_dir)
+    clf, data, source = run_inputs(run, data_cfg, embeddings_dir, name)
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
     answers = answer_columns(clf, data.x, p_cal)
     metrics = {"run": str(run.dir), "encoder": run.encoder, "data": name, "source": source,
@@ -61,9 +55,32 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
     return metrics
 
 
-def _embedding_inputs(run: Run, embeddings_dir: str | Path) -> tuple[TrainedClassifier, EmbeddingSet]:
-    """The run's classifier and the source's stored embeddings, checked to come from the same encoder."""
-    clf = run.classifier()
+def run_inputs(run: Run, data_cfg: DictConfig | None, embeddings_dir: str | Path | None = None,
+               name: str | None = None) -> tuple[TrainedClassifier, EmbeddingSet, str]:
+    """The run's classifier, the source's clips as its inputs, and where they came from: stored
+    embeddings checked to come from the run's encoder, or (a run that reads audio) ``data_cfg``'s
+    audio decoded, VAD-cut and left out by the run's own rules, through the run's trunk."""
+    rm = load_run_model(run.dir, with_encoder=False)
+    if not rm.reads_audio:
+        return rm.classifier, _stored_inputs(run, rm.classifier, embeddings_dir), str(embeddings_dir)
+    if data_cfg is None or not data_cfg.get("manifest_path"):
+        raise ValueError(f"{run.dir} is an end-to-end run: it is evaluated on audio, and data={name} has none")
+    from src.building import load_clips
+    from src.data.speech import SpeechParams, decode_speech
+    from src.training.end_to_end import speech_set_arrays
+
+    saved = run.metrics.get("end_to_end", {})
+    sp = SpeechParams(**{k: saved[k] for k in ("min_clip_s", "min_speech_s", "max_duration_s") if k in saved})
+    ss = decode_speech(load_clips(data_cfg), rm.segmenter(), sp.min_clip_s, sp.min_speech_s, sp.max_duration_s)
+    if not ss.clips:
+        raise ValueError(f"{data_cfg.manifest_path}: no usable clip ({ss.skipped})")
+    data = speech_set_arrays(ss)
+    data.x = rm.encoder.embed(ss.speech)
+    return rm.classifier, data, str(data_cfg.manifest_path)
+
+
+def _stored_inputs(run: Run, clf: TrainedClassifier, embeddings_dir: str | Path) -> EmbeddingSet:
+    """The source's stored embeddings, checked to come from the run's encoder."""
     data = load_embedding_set(embeddings_dir, run.encoder, both_classes=False)  # a one-gender source is fine
     meta = read_meta(embeddings_dir, run.encoder)
     trained_on = clf.encoder.get("weights")
@@ -73,24 +90,7 @@ def _embedding_inputs(run: Run, embeddings_dir: str | Path) -> tuple[TrainedClas
     if meta.get("config_hash") != clf.encoder.get("config_hash"):
         log.warning("embedding options differ from the run's (config hash %s vs %s)",
                     meta.get("config_hash"), clf.encoder.get("config_hash"))
-    return clf, data
-
-
-def end_to_end_inputs(run: Run, data_cfg: DictConfig) -> tuple[TrainedClassifier, EmbeddingSet]:
-    """An end-to-end run's gender head and the source's clips through its trunk (decoded, VAD-cut
-    and left out by the same rules as in training)."""
-    from src.building import load_clips
-    from src.inference.pipeline import GenderPipeline
-    from src.training.end_to_end import EndToEndParams, decode_speech, speech_set_arrays
-
-    pipe = GenderPipeline.from_run(run.dir)
-    e2e = EndToEndParams(**run.metrics.get("end_to_end", {}))
-    ss = decode_speech(load_clips(data_cfg), pipe.segmenter, e2e.min_clip_s, e2e.min_speech_s, e2e.max_duration_s)
-    if not ss.clips:
-        raise ValueError(f"{data_cfg.manifest_path}: no usable clip ({ss.skipped})")
-    data = speech_set_arrays(ss)
-    data.x = pipe.encoder.embed(ss.speech)
-    return pipe.classifier, data
+    return data
 
 
 @verb("evaluate")

@@ -41,9 +41,6 @@ def run_extract(cfg: DictConfig) -> Summary | None:
         return summary
     set_threads(cfg.num_threads)
     name, out_dir = cfg.encoder.name, cfg.paths.embeddings_dir
-    if cfg.encoder.get("end_to_end"):
-        raise ValueError(f"encoder={name} is trained end to end from audio and has no embeddings to extract: "
-                         f"python -m src.train encoder={name} model={name}")
     if cfg.merge:
         log.info("merged into %s", merge_shards(out_dir, name, num_shards=cfg.num_shards if cfg.num_shards > 1 else None,
                                                   force=cfg.merge_force))

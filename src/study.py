@@ -29,7 +29,8 @@ import pandas as pd
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import set_threads
+from src.building import model_kind, set_threads
+from src.models.checkpoint import END_TO_END
 from src.evaluate import evaluate_run
 from src.extract import run_extract
 from src.train import run_train
@@ -47,7 +48,7 @@ def extract_for(result: SystemResult, overrides: Sequence[str], compose_: Compos
     from src.encoders.base import EncoderLoadError
 
     cfg = compose_("train", [*overrides, f"data={sources[0]}"])
-    if cfg.encoder.get("end_to_end"):
+    if model_kind(cfg.model) == END_TO_END:  # trained from audio: nothing to extract
         if cfg.data.get("sources"):
             result.unavailable = f"an end-to-end system does not train on a data={cfg.data.name} of several sources yet"
             log.warning("%s: not run: %s", result.name, result.unavailable)

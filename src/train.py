@@ -6,9 +6,11 @@
     python -m src.train model=logreg                       # or svm, forest, boosting, mlp5
     python -m src.train encoder=acoustic model=pitch       # the pitch baseline
     python -m src.train data=commonvoice_mel128 encoder=mel128 model=mlp5 [data.protocol=official]
-    python -m src.train encoder=melcnn model=melcnn data=speechocean762   # end to end from audio, + age head
+    python -m src.train +experiment=cv_mel128                     # Common Voice mel-128 MLP (+experiment=cv_mel128_published: as published)
+    python -m src.train model=melcnn data=speechocean762           # end to end from audio, + age head
+    python -m src.train model=crnn data=dev model.age_loss_weight=0
 
-Writes ``runs/<encoder>-<YYYY-MM-DD_HH-MM-SS>/``; watch it with ``tensorboard --logdir runs``.
+Writes ``runs/<encoder>-<YYYY-MM-DD_HH-MM-SS>/`` (an end-to-end model: ``runs/<model>-...``); watch it with ``tensorboard --logdir runs``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from src.cli import verb
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import build_model, data_sources, head_params, set_threads, trainer_params, vad_params
+from src.building import build_model, data_sources, head_params, model_kind, set_threads, trainer_params, vad_params
 from src.embeddings.store import read_meta
+from src.models.checkpoint import END_TO_END
 from src.training.dataset import exclude, load_sources, read_exclusions
 from src.training.run import train_run
 
@@ -40,43 +43,23 @@ def prepare_feature_source(data_cfg: DictConfig, encoder: str, embeddings_dir: s
                                split_seed=data_cfg.split_seed, max_rows=data_cfg.max_rows)
 
 
-END_TO_END_MODEL = "src.models.melcnn.MelCNN"
-
-
 def run_end_to_end(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train an end-to-end encoder (``encoder=melcnn model=melcnn``) from the data source's audio."""
-    from src.building import build_segmenter, load_clips
-    from src.training.end_to_end import AugmentParams, EndToEndParams, end_to_end_run
+    """Train an end-to-end network (``model=melcnn``, ``model=crnn``) from the data source's audio."""
+    from src.building import build_end_to_end, build_segmenter, load_clips, speech_params
+    from src.training.end_to_end import AgeHeadParams, end_to_end_run
 
-    if cfg.model.get("_target_") != END_TO_END_MODEL:
-        raise ValueError(f"encoder={cfg.encoder.name} is trained end to end: add model=melcnn "
-                         f"(model={cfg.model.get('name', cfg.model.get('_target_'))} trains on embeddings)")
     if not cfg.data.get("manifest_path"):
-        raise ValueError(f"data={cfg.data.name} has no audio (no manifest_path): encoder={cfg.encoder.name} "
+        raise ValueError(f"data={cfg.data.name} has no audio (no manifest_path): model={cfg.model.name} "
                          f"trains from audio")
-    front = {k: v for k, v in OmegaConf.to_container(cfg.encoder.model, resolve=True).items()
-             if k not in ("_target_", "device")}
-    net = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
-           if k in ("channels", "dropout")}
-    e2e = EndToEndParams(crop_s=cfg.encoder.crop_s, min_clip_s=cfg.encoder.min_clip_s,
-                         min_speech_s=cfg.encoder.min_speech_s, max_duration_s=cfg.encoder.max_duration_s,
-                         age_loss_weight=float(cfg.model.age_loss_weight), age_bands=str(cfg.model.age_bands))
-    aug = AugmentParams(**OmegaConf.to_container(cfg.encoder.augment, resolve=True))
-
-    def make_model(n_age_bands: int):
-        from src.models.melcnn import MelCNN
-
-        kwargs = {**net, **front, "n_age_bands": n_age_bands}
-        return MelCNN(**kwargs), END_TO_END_MODEL, kwargs
-
     info = {"data": cfg.data.name, "manifest_path": str(cfg.data.manifest_path), "run_dir": str(run_dir),
-            "model": cfg.model.get("name") or "melcnn", "model_class": END_TO_END_MODEL, "end_to_end": True}
-    meta = {"encoder": cfg.encoder.name, "dim": int(cfg.encoder.dim), "options": {"frontend": front,
-                                                                                 "vad": vad_params(cfg.vad).__dict__}}
-    return end_to_end_run(load_clips(cfg.data), build_segmenter(cfg.vad), run_dir, make_model,
-                          trainer_params(cfg.trainer), e2e, aug, seed=cfg.seed, val_frac=cfg.val_frac,
-                          test_frac=cfg.test_frac, threshold=cfg.threshold, source=str(cfg.data.manifest_path),
-                          encoder_meta=meta, info=info)
+            "model": cfg.model.name, "model_class": cfg.model._target_, "kind": END_TO_END}
+    meta = {"encoder": cfg.run_key, "dim": None, "options": {"vad": vad_params(cfg.vad).__dict__}}
+    return end_to_end_run(load_clips(cfg.data), build_segmenter(cfg.vad), run_dir,
+                          lambda n_age_bands: build_end_to_end(cfg.model, n_age_bands), trainer_params(cfg.trainer),
+                          speech_params(cfg.speech), AgeHeadParams(float(cfg.model.age_loss_weight),
+                                                                   str(cfg.model.age_bands)),
+                          seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac, threshold=cfg.threshold,
+                          source=str(cfg.data.manifest_path), encoder_meta=meta, info=info)
 
 
 def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
@@ -85,10 +68,8 @@ def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if cfg.encoder.get("end_to_end"):
+    if model_kind(cfg.model) == END_TO_END:  # a network from speech to logits: no embeddings
         return run_end_to_end(cfg, run_dir)
-    if cfg.model.get("_target_") == END_TO_END_MODEL:
-        raise ValueError(f"model={cfg.model.get('name')} is trained end to end from audio: use encoder=melcnn")
     emb_dir = cfg.paths.embeddings_dir
     if cfg.data.get("features_dir"):  # a feature-only source: its store is written from the features
         prepare_feature_source(cfg.data, cfg.encoder.name, emb_dir)

@@ -1,4 +1,4 @@
-"""``encoder=melcnn``: the log-mel CNN trained end to end from the bundled sample's real audio
+"""``model=melcnn``: the log-mel CNN trained end to end from the bundled sample's real audio
 (real decoding, real Silero VAD), with and without the age head.
 
 Runs are shrunk to a few epochs on 1 s crops: their numbers mean nothing; the tests check
@@ -17,8 +17,8 @@ import pytest
 from src.analyze import analyze_run
 from src.compare import compare_runs
 from src.train import run_train
-from src.training.end_to_end import (AGE_PREDICTIONS_NAME, AgeLabelError, AugmentParams, age_labels, age_metrics,
-                                     augment, random_crop)
+from src.data.speech import CropAugmentParams, augment, random_crop
+from src.training.age_bands import AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics
 from src.training.run import METRICS_NAME, PREDICTIONS_NAME
 from src.training.runs import resolve_run
 
@@ -26,7 +26,7 @@ from test_train import compose_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = ("encoder=melcnn", "model=melcnn", "trainer.max_epochs=3", "trainer.batch_size=16", "encoder.crop_s=1.0",
+TINY = ("model=melcnn", "trainer.max_epochs=3", "trainer.batch_size=16", "speech.crop_s=1.0",
         "model.channels=[8,16,16,16]")
 GENDER_KEYS = {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix", "roc_auc", "log_loss", "ece",
                "ece_before_calibration", "accuracy_by_duration", "accuracy_by_group"}
@@ -159,9 +159,9 @@ def test_age_head_off_trains_without_ages(no_age_manifest, tmp_path):
     assert (tmp_path / "run" / METRICS_NAME).exists() and 0.0 <= metrics["test"]["accuracy"] <= 1.0
 
 
-def test_melcnn_needs_its_model(tmp_path):
-    with pytest.raises(ValueError, match="model=melcnn"):
-        run_train(compose_cfg("train", "encoder=melcnn"), tmp_path / "run")
+def test_melcnn_needs_audio(tmp_path):
+    with pytest.raises(ValueError, match="has no audio .*model=melcnn trains from audio"):
+        run_train(compose_cfg("train", "model=melcnn", "data=commonvoice_mel128"), tmp_path / "run")
 
 
 def test_age_bands_from_groups_and_decades():
@@ -181,6 +181,6 @@ def test_crop_and_augmentation():
     rng = np.random.default_rng(0)
     wave = np.sin(np.arange(8000) / 5).astype(np.float32)
     assert len(random_crop(wave, 16000, rng)) == 16000 and len(random_crop(wave, 4000, rng)) == 4000
-    noisy = augment(wave, AugmentParams(noise_prob=1.0, snr_db_min=10.0, snr_db_max=10.0, gain_db_max=0.0), rng)
+    noisy = augment(wave, CropAugmentParams(noise_prob=1.0, snr_db_min=10.0, snr_db_max=10.0, gain_db_max=0.0), rng)
     snr_db = 10 * np.log10(np.mean(wave ** 2) / np.mean((noisy - wave) ** 2))
     assert snr_db == pytest.approx(10.0, abs=0.5)

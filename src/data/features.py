@@ -7,9 +7,11 @@ mean mel power spectra and ``labels.csv`` (``row,clip,subset,gender``) become
 
 * There are no speaker ids: every clip is its own speaker, so a speaker-disjoint split
   is impossible (a warning says so; the random protocol's accuracy is optimistic).
-* The ``split`` column carries the protocol: ``random`` is the published seeded
-  81/9/10 clip split; ``official`` trains on ``cv-*-train``, validates on ``cv-*-dev``
-  and tests on ``cv-*-test``.
+* The ``split`` column carries the protocol: ``random`` is a seeded 81/9/10 clip split;
+  ``published`` is the published example's own 81/9/10 split, row for row (its ``split_data``:
+  scikit-learn's ``train_test_split`` with ``random_state=7``, test 10 %, then val 10 % of the
+  rest; ``labels.csv`` is in the order of its ``balanced-all.csv``); ``official`` trains on
+  ``cv-*-train``, validates on ``cv-*-dev`` and tests on ``cv-*-test``.
 * Like data preparation in SpeechBrain recipes, it skips itself when the store exists and
   was made with the same options (protocol, seed, rows); other options rewrite it.
 """
@@ -30,7 +32,8 @@ from src.labels import normalise_gender
 log = logging.getLogger(__name__)
 
 MEL128_ENCODER = "mel128"
-PROTOCOLS = ("random", "official")
+PROTOCOLS = ("random", "published", "official")
+PUBLISHED_RANDOM_STATE = 7  # x4nth055/gender-recognition-by-voice, utils.split_data
 RANDOM_FRACS = {"test": 0.10, "val": 0.09}  # of all clips: 81/9/10, as published
 
 
@@ -41,6 +44,19 @@ def random_protocol(n: int, seed: int) -> np.ndarray:
     out = np.full(n, "train", dtype=object)
     out[order[:n_test]] = "test"
     out[order[n_test:n_test + n_val]] = "val"
+    return out.astype(str)
+
+
+def published_protocol(n: int) -> np.ndarray:
+    """The published example's split of its ``n`` rows in file order: ``train_test_split(X, y,
+    test_size=0.1, random_state=7)``, then ``train_test_split(X_train, y_train, test_size=0.1,
+    random_state=7)`` for val (6,694 test, 6,025 val and 54,219 train rows of 66,938)."""
+    from sklearn.model_selection import train_test_split
+
+    rest, test = train_test_split(np.arange(n), test_size=0.1, random_state=PUBLISHED_RANDOM_STATE)
+    train, val = train_test_split(rest, test_size=0.1, random_state=PUBLISHED_RANDOM_STATE)
+    out = np.full(n, "train", dtype=object)
+    out[test], out[val] = "test", "val"
     return out.astype(str)
 
 
@@ -61,7 +77,7 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
     """Write (or keep) the mel128 store of ``features_dir``; returns the JSONL path.
 
     Args:
-        protocol: ``random`` or ``official`` (see the module docstring).
+        protocol: ``random``, ``published`` or ``official`` (see the module docstring).
         split_seed: the random protocol's seed.
         max_rows: use only this many rows, a seeded random subset (quick runs, tests).
     """
@@ -87,7 +103,8 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
         keep = np.sort(np.random.default_rng(split_seed).permutation(len(rows))[:int(max_rows)])
         rows = [rows[i] for i in keep]
     subsets = np.array([r["subset"] for r in rows])
-    splits = random_protocol(len(rows), split_seed) if protocol == "random" else official_protocol(subsets)
+    splits = (random_protocol(len(rows), split_seed) if protocol == "random" else
+              published_protocol(len(rows)) if protocol == "published" else official_protocol(subsets))
     remove_outputs(embeddings_dir, MEL128_ENCODER)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -15,13 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
 from src.encoders.base import Encoder
 from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
-from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.models.checkpoint import TrainedClassifier
 from src.inference.params import TimelineParams  # noqa: F401 (re-exported)
 from src.vad.silero import SileroSegmenter, join_segments
 
@@ -106,31 +105,13 @@ class GenderPipeline:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu", **kwargs) -> GenderPipeline:
-        """Build the pipeline a training run describes (its encoder, VAD settings and checkpoint)."""
-        from src.building import build_encoder
+        """Build the pipeline a training run describes (its encoder, VAD settings and checkpoint;
+        an end-to-end run's trunk is the encoder, its gender head the classifier)."""
+        from src.inference.run_model import load_run_model
 
-        run_dir = Path(run_dir)
-        if not (run_dir / CHECKPOINT_NAME).exists():
-            raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: is it a finished training run?")
-        kwargs.setdefault("model_name", run_dir.name)
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        if cfg.encoder.get("end_to_end"):  # encoder=melcnn: the network's trunk is the encoder, its head the classifier
-            from src.models.melcnn import load_end_to_end
-
-            encoder, classifier, age = load_end_to_end(run_dir / CHECKPOINT_NAME)
-            return cls(classifier, encoder, _run_segmenter(classifier), age_classifier=age, **kwargs)
-        classifier = TrainedClassifier.load(run_dir / CHECKPOINT_NAME)
-        enc_cfg = cfg.encoder
-        made_with = classifier.encoder.get("options", {}).get("model") or {}
-        if "_target_" in made_with:  # the settings the embeddings were extracted with, not the train command's
-            enc_cfg.model = OmegaConf.create(made_with)
-            enc_cfg.dim = classifier.encoder.get("dim", enc_cfg.dim)
-        enc_cfg.model.device = device
-        encoder = build_encoder(enc_cfg)
-        if classifier.encoder.get("weights") and classifier.encoder["weights"] != encoder.identity:
-            raise ValueError(f"the run was trained on {classifier.encoder['weights']!r} embeddings but the "
-                             f"encoder loaded is {encoder.identity!r}")
-        return cls(classifier, encoder, _run_segmenter(classifier), **kwargs)
+        kwargs.setdefault("model_name", Path(run_dir).name)
+        rm = load_run_model(run_dir, device=device)
+        return cls(rm.classifier, rm.encoder, rm.segmenter(), age_classifier=rm.age_classifier, **kwargs)
 
     @classmethod
     def from_pretrained(cls, name: str = "default", device: str = "cpu", **kwargs) -> GenderPipeline:
@@ -250,15 +231,6 @@ class GenderPipeline:
             out[-1].speech_s = round(max(0.0, out[-1].speech_s - (out[-1].end_s - duration_s)), 3)
             out[-1].end_s = duration_s
         return out
-
-
-def _run_segmenter(classifier: TrainedClassifier) -> SileroSegmenter:
-    """Silero with the VAD settings the run's training data was cut with."""
-    from src.building import build_segmenter
-
-    vad_cfg = OmegaConf.create(classifier.encoder.get("options", {}).get("vad") or {})
-    vad_cfg.batch_size = 8
-    return build_segmenter(vad_cfg)
 
 
 def smooth(p: np.ndarray, n: int) -> np.ndarray:

@@ -18,6 +18,31 @@ import torch
 from hydra.utils import get_class
 
 CHECKPOINT_NAME = "best.pt"
+# what a run's best.pt holds (its "kind"; checkpoints from before the key are heads on embeddings)
+EMBEDDING_HEAD = "embedding_head"  # a TrainedClassifier on an encoder's embeddings
+END_TO_END = "end_to_end"  # a whole network from speech to logits (src/models/end_to_end.py)
+KINDS = (EMBEDDING_HEAD, END_TO_END)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A run's ``best.pt`` as saved (the file is trusted: it may hold a pickled estimator)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def checkpoint_kind(blob: dict[str, Any]) -> str:
+    """The checkpoint's kind (:data:`KINDS`)."""
+    kind = blob.get("kind", EMBEDDING_HEAD)
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}: one of {KINDS}")
+    return kind
+
+
+def write_checkpoint(path: str | Path, blob: dict[str, Any]) -> None:
+    """Write ``blob`` to ``path`` atomically (through a temporary file)."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
 
 
 @dataclass
@@ -116,12 +141,8 @@ class TrainedClassifier:
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Write everything needed to rebuild this object to ``path`` (atomically)."""
-        path = Path(path)
-        blob = self.to_blob()
-        blob["extra"] = extra or {}
-        tmp = path.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
+        blob = {"kind": EMBEDDING_HEAD, **self.to_blob(), "extra": extra or {}}
+        write_checkpoint(path, blob)
 
     @classmethod
     def from_blob(cls, blob: dict[str, Any]) -> TrainedClassifier:
@@ -145,10 +166,10 @@ class TrainedClassifier:
     @classmethod
     def load(cls, path: str | Path) -> TrainedClassifier:
         """Rebuild from :meth:`save`'s file."""
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob.get("kind") == "end_to_end":
-            raise ValueError(f"{path} holds an end-to-end network (encoder=melcnn), not a classifier on "
-                             f"embeddings: it cannot be loaded as a TrainedClassifier")
+        blob = read_checkpoint(path)
+        if checkpoint_kind(blob) != EMBEDDING_HEAD:
+            raise ValueError(f"{path} holds an end-to-end network, not a classifier on embeddings: "
+                             f"load it with src.models.loading.load_model")
         return cls.from_blob(blob)
 
 

@@ -1,17 +1,12 @@
-"""A small CNN on log-mel spectrograms with a gender head and an optional age-band head, and
-how a trained one is split for inference: conv trunk as the encoder, gender head as the classifier."""
+"""A small CNN on log-mel spectrograms with a gender head and an optional age-band head
+(``model=melcnn``, trained end to end: :mod:`src.models.end_to_end` has the protocol it keeps)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
-from hydra.utils import get_class
 from torch import nn
 
-from src.encoders.melcnn import LogMel
-from src.models.checkpoint import TrainedClassifier
+from src.models.frontends import LogMel
 
 MIN_FRAMES = 16  # four 2x2 poolings need at least this many frames (0.16 s at a 10 ms hop)
 
@@ -19,7 +14,7 @@ MIN_FRAMES = 16  # four 2x2 poolings need at least this many frames (0.16 s at a
 class MelCNN(nn.Module):
     """(B, T) 16 kHz speech -> (gender logits (B, n_classes), age-band logits (B, n_age_bands) or None).
 
-    Log-mel front end (:class:`~src.encoders.melcnn.LogMel`), then one block per entry of
+    Log-mel front end (:class:`~src.models.frontends.LogMel`), then one block per entry of
     ``channels`` (3x3 conv, batch norm, ReLU, 2x2 max pool), global average pooling over
     frequency and time, dropout and two linear heads.
 
@@ -56,47 +51,3 @@ class MelCNN(nn.Module):
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.dropout(self.embed(wave))
         return self.gender_head(h), (self.age_head(h) if self.age_head is not None else None)
-
-
-class MelCNNTrunk:
-    """A trained :class:`MelCNN` up to its pooled features, as an
-    :class:`~src.encoders.base.Encoder` (each clip whole, one forward pass each: no padding)."""
-
-    name = "melcnn"
-    sample_rate_hz = 16_000
-
-    def __init__(self, network: MelCNN, identity: str):
-        self.network = network.eval()
-        self.dim = network.gender_head.in_features
-        self.identity = identity
-
-    @torch.inference_mode()
-    def embed(self, waves: list[np.ndarray]) -> np.ndarray:
-        out = [self.network.embed(torch.from_numpy(np.ascontiguousarray(w, np.float32))[None])[0].numpy()
-               for w in waves]
-        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-def load_end_to_end(path: str | Path) -> tuple[MelCNNTrunk, TrainedClassifier, TrainedClassifier | None]:
-    """Split an end-to-end run's ``best.pt`` into the encoder (conv trunk), the calibrated gender
-    head and, when the run has one, the age-band head (classes = the bands; not calibrated), both
-    as :class:`TrainedClassifier` on the trunk's features (identity normalisation)."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if blob.get("kind") != "end_to_end":
-        raise ValueError(f"{path} is not an end-to-end (encoder=melcnn) checkpoint")
-    network = get_class(blob["model_target"])(**blob["model_kwargs"])
-    network.load_state_dict(blob["state_dict"])
-    network.eval()
-    trunk = MelCNNTrunk(network, identity=f"melcnn end-to-end network {Path(path).resolve()}")
-
-    def head(layer: nn.Linear, classes: list[str], temperature: float) -> TrainedClassifier:
-        dim = layer.in_features
-        return TrainedClassifier(
-            model=layer, model_target="torch.nn.Linear",
-            model_kwargs={"in_features": dim, "out_features": layer.out_features},
-            mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32), classes=tuple(classes),
-            temperature=temperature, threshold=float(blob["threshold"]), encoder=blob.get("encoder", {}))
-
-    gender = head(network.gender_head, blob["classes"], float(blob["temperature"]))
-    age = head(network.age_head, blob["age_bands"], 1.0) if network.age_head is not None else None
-    return trunk, gender, age

@@ -11,8 +11,6 @@ Writes into ``run_dir``: TensorBoard events, ``best.pt`` (a
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,42 +20,19 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from src.analysis.plots import confusion_figure
 from src.labels import CLASSES
-from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier, estimator_logits, softmax
+from src.models.checkpoint import TrainedClassifier, estimator_logits, softmax
 from src.training.calibration import fit_temperature
 from src.training.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
-from src.training.loop import History, TrainerParams, class_weights, seed_everything, train_classifier
-from src.training.metrics import core_metrics, full_metrics, weighted_log_loss
+from src.training.loop import History, TrainerParams, seed_everything, train_classifier
+from src.training.metrics import weighted_log_loss
+from src.training.outputs import (finish_run, run_metrics, split_metrics, write_json_atomic,  # noqa: F401
+                                  write_predictions)
 from src.training.runs import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
 from src.training.splits import make_splits, split_counts
 
 log = logging.getLogger(__name__)
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """Write JSON through a temporary file, so a reader never sees half of it."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
-
-
-def write_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray,
-                      threshold: float, extra: dict[str, np.ndarray] | None = None) -> None:
-    """One row per clip: identity, split, truth, probabilities, prediction, then the group columns
-    and any ``extra`` columns (e.g. the age head's answer, whether the clip was answered)."""
-    pred = (p_cal >= threshold).astype(int)
-    extra = extra or {}
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "path", "speaker", "split", "gender", "speech_s", "p_male_uncalibrated", "p_male",
-                    "predicted", "correct", *data.groups, *extra])
-        for i in range(len(data)):
-            w.writerow([data.ids[i], data.paths[i], data.speakers[i], splits[i], CLASSES[data.y[i]],
-                        f"{data.speech_s[i]:.3f}", f"{p_raw[i]:.6f}", f"{p_cal[i]:.6f}", CLASSES[pred[i]],
-                        int(pred[i] == data.y[i]), *[data.groups[g][i] for g in data.groups],
-                        *[v[i] for v in extra.values()]])
 
 
 def answer_columns(clf: TrainedClassifier, x: np.ndarray, p_cal: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,19 +61,6 @@ def age_head_metrics(clf: TrainedClassifier, x: np.ndarray, age_group: np.ndarra
     return {"n": int(known.sum()), "accuracy": float(accuracy_score(age_group[known], pred)),
             "balanced_accuracy": float(balanced_accuracy_score(age_group[known], pred)),
             "labels": labels, "confusion_matrix": confusion_matrix(age_group[known], pred, labels=labels).tolist()}
-
-
-def _log_to_tensorboard(writer, data: EmbeddingSet, splits: np.ndarray, p_cal: np.ndarray,
-                        metrics: dict, epoch: int) -> None:
-    """Confusion-matrix images, a PR curve and the headline numbers."""
-    for s in ("val", "test"):
-        writer.add_figure(f"confusion_matrix/{s}", confusion_figure(metrics[s]["confusion_matrix"], s), epoch)
-        for k in ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "ece"):
-            if metrics[s][k] is not None:
-                writer.add_scalar(f"final/{k}_{s}", metrics[s][k], epoch)  # apart from the curves' accuracy/val
-    m = splits == "test"
-    writer.add_pr_curve("pr_curve/test_male", data.y[m], p_cal[m], epoch)
-    writer.flush()
 
 
 def input_normalisation(x: np.ndarray, floor_share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -258,18 +220,11 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
     answers = answer_columns(clf, data.x, p_cal)
     answered = answers["answered"].astype(bool)
-    metrics: dict[str, Any] = {
-        **(info or {}), "encoder": encoder_meta or {}, "seed": seed, "splits": counts,
-        "balance": params.balance, "class_weights": class_weights(data.y[tr], len(CLASSES)).tolist(),
-        "epochs": hist.epochs, "best_epoch": hist.best_epoch, "best_val_loss": hist.best_val_loss,
-        "stopped_early": hist.stopped_early, "temperature": clf.temperature, "threshold": threshold,
-        "train": core_metrics(data.y[tr], p_cal[tr], threshold)}
+    metrics = run_metrics(info, encoder_meta, seed, counts, params, data.y[tr], hist, clf.temperature, threshold,
+                          p_cal[tr])
     if getattr(model, "threshold_hz", None) is not None:
         metrics["threshold_hz"] = model.threshold_hz
-    for s in ("val", "test"):
-        m = splits == s
-        metrics[s] = full_metrics(data.y[m], p_raw[m], p_cal[m], threshold, data.speech_s[m],
-                                  {g: v[m] for g, v in data.groups.items()}, answered[m])
+    split_metrics(metrics, data, splits, p_raw, p_cal, threshold, answered)
     if clf.age_head is not None:
         metrics["age_group"] = {"classes": list(clf.age_head.classes), "temperature": clf.age_head.temperature,
                                 "group_temperatures": clf.group_temperatures,
@@ -280,12 +235,5 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
                           **{s: float(answers["outside"][splits == s].mean()) for s in ("train", "val", "test")}}
     if heads.holdout is not None:
         metrics["holdout"] = {"column": heads.holdout[0], "value": heads.holdout[1]}
-    _log_to_tensorboard(writer, data, splits, p_cal[:, 1], metrics, max(hist.epochs, 1))
-    writer.close()
-    clf.save(run_dir / CHECKPOINT_NAME, extra={"history": hist.__dict__})
-    write_predictions(run_dir / PREDICTIONS_NAME, data, splits, p_raw[:, 1], p_cal[:, 1], threshold, answers)
-    write_json_atomic(metrics, run_dir / METRICS_NAME)
-    log.info("test: accuracy %.4f, balanced accuracy %.4f, ECE %.4f -> %.4f after T=%.2f (%d epochs)",
-             metrics["test"]["accuracy"], metrics["test"]["balanced_accuracy"],
-             metrics["test"]["ece_before_calibration"], metrics["test"]["ece"], clf.temperature, hist.epochs)
-    return metrics
+    return finish_run(run_dir, writer, data, splits, p_raw, p_cal, metrics, hist.epochs,
+                      lambda path: clf.save(path, extra={"history": hist.__dict__}), answers)

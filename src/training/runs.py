@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
+from src.models.checkpoint import CHECKPOINT_NAME, END_TO_END, TrainedClassifier
+from src.models.loading import LoadedModel, load_model
 
 METRICS_NAME = "metrics.json"  # written last: a run folder without it is not finished
 PREDICTIONS_NAME = "predictions.csv"
@@ -28,6 +29,11 @@ class Run:
 
     @property
     def encoder(self) -> str:
+        """The key the run is named and found by: its encoder's, or an end-to-end model's name
+        (the ``run_key`` of ``conf/train.yaml``)."""
+        model = self.config.get("model") or {}
+        if model.get("kind") == END_TO_END:
+            return str(model.get("name"))
         return str(self.config.encoder.name)
 
     @property
@@ -35,13 +41,13 @@ class Run:
         """The ``model=`` key it was trained with (older runs: the class name, or empty)."""
         return str(self.metrics.get("model", ""))
 
+    def model_files(self) -> LoadedModel:
+        """The checkpoint, loaded whatever its kind."""
+        return load_model(self.dir / CHECKPOINT_NAME)
+
     def classifier(self) -> TrainedClassifier:
         """The trained classifier (an end-to-end run's: its calibrated gender head)."""
-        if self.config.encoder.get("end_to_end"):
-            from src.models.melcnn import load_end_to_end
-
-            return load_end_to_end(self.dir / CHECKPOINT_NAME)[1]
-        return TrainedClassifier.load(self.dir / CHECKPOINT_NAME)
+        return self.model_files().classifier
 
     def predictions(self) -> "pd.DataFrame":  # noqa: F821 (pandas is imported here only, on use)
         import pandas as pd

@@ -347,5 +347,5 @@ def test_prepare_help() -> None:
     result = subprocess.run([sys.executable, "-m", "src.prepare", "--help"],
                             cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "source=<librispeech|vctk|commonvoice|folder>" in result.stdout
-    assert "speaker-info.txt" in result.stdout
+    assert "librispeech | vctk | commonvoice | folder" in result.stdout  # the verb's own options, one line each
+    assert "mic1 | mic2" in result.stdout

@@ -75,7 +75,7 @@ def test_the_one_loader_and_the_pipeline_serve_it(tiny_run):
         rows = [r for r in csv.DictReader(f) if r["split"] == "test"][:4]
     for r in rows:
         result = pipe(r["path"])
-        assert result.status == "ok" and result.age_band in ("child", "adult")
+        assert result.status in ("ok", "unknown") and result.age_band in ("child", "adult")
         assert result.p_male == pytest.approx(float(r["p_male"]), abs=0.02), r["path"]
 
 

@@ -25,7 +25,7 @@ test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: setup  ## the math, configs, manifests, output formats and plots only (seconds): what to run while working
-	$(BIN)/python -m pytest -q tests/test_math.py tests/test_configs.py tests/test_manifest.py tests/test_outputs.py tests/test_plots.py
+	$(BIN)/python -m pytest -q tests/test_math.py tests/test_files.py tests/test_configs.py tests/test_manifest.py tests/test_outputs.py tests/test_plots.py
 
 bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py

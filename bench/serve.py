@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
-from src.training.runs import resolve_run  # noqa: E402
+from src.models.run_folder import resolve_run  # noqa: E402
 
 CLIP_S = 3.0
 FRAME_S = 0.1

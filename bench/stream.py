@@ -100,7 +100,7 @@ def loadavg() -> list[float] | None:
 
 def find_dev_run(run: str | None, runs_dir: str) -> Path:
     """``--run`` (checked), else the newest finished run under ``runs_dir`` trained with data=dev."""
-    from src.training.runs import RunError, open_run
+    from src.models.run_folder import RunError, open_run
 
     how = ("make one with `python -m src.extract data=dev` then `python -m src.train data=dev`")
     if run is not None:

@@ -23,7 +23,7 @@ from src.analysis.umap_plot import umap_2d, umap_figure
 from src.evaluate import run_inputs
 from src.labels import class_index
 from src.training.dataset import load_embedding_set
-from src.training.runs import open_run, resolve_run
+from src.models.run_folder import open_run, resolve_run
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.building import load_clips, set_threads
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.data.augment import AugmentParams, degrade
+from src.data.files import atomic_write
 from src.data.manifest import write_manifest
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,8 @@ def run_augment(cfg: DictConfig) -> Path:
                     wave = load_audio(clip.path, SAMPLE_RATE_HZ, 7200.0) if wave is None else wave
                     y, done = degrade(wave, clip_rng, params, others)
                     (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    tmp = (out_dir / rel).with_suffix(".tmp.flac")
-                    sf.write(tmp, y, SAMPLE_RATE_HZ, subtype="PCM_16")
-                    tmp.replace(out_dir / rel)
+                    with atomic_write(out_dir / rel, "wb") as f:
+                        sf.write(f, y, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
                 else:
                     done = ["(kept)"]
                 rows.append({"path": str(rel), "speaker": clip.speaker, "gender": clip.gender, "id": f"{clip.id}#aug{k}",

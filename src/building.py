@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.manifest import Clip, read_manifest
+from src.embeddings.store import Source
 from src.encoders.base import Encoder
 from src.vad.silero import SileroSegmenter, VadParams
 
@@ -147,13 +148,6 @@ def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[object, str, dict]:
     return instantiate({"_target_": model_cfg._target_, **kwargs}), model_cfg._target_, kwargs
 
 
-def trainer_params(trainer_cfg: DictConfig) -> "TrainerParams":
-    """``conf/trainer/*.yaml`` as typed parameters."""
-    from src.training.loop import TrainerParams
-
-    return TrainerParams(**OmegaConf.to_container(trainer_cfg, resolve=True))
-
-
 def source_data_config(source: str | DictConfig, paths_cfg: DictConfig) -> DictConfig:
     """One source of a ``data=mix``, resolved against ``paths_cfg`` as written (so its embeddings
     folder is ``models-embeddings/<its name>``), with the resolved paths under ``paths``.
@@ -183,25 +177,11 @@ def source_data_config(source: str | DictConfig, paths_cfg: DictConfig) -> DictC
     return root
 
 
-def data_sources(data_cfg: DictConfig, paths_cfg: DictConfig) -> list["Source"]:
+def data_sources(data_cfg: DictConfig, paths_cfg: DictConfig) -> list[Source]:
     """The sources a ``data=`` config trains on: ``data=mix`` lists several (``data.sources``),
     any other data config is one."""
-    from src.training.dataset import Source
-
     if data_cfg.get("sources"):
         cfgs = [source_data_config(n, paths_cfg) for n in data_cfg.sources]
         return [Source(c.data.name, str(c.paths.embeddings_dir), c.data.get("corpus"), c.data.get("age_group"),
                        c.data.get("augments")) for c in cfgs]
     return [Source(data_cfg.name, str(paths_cfg.embeddings_dir), data_cfg.get("corpus"), data_cfg.get("age_group"))]
-
-
-def head_params(cfg: DictConfig) -> "HeadParams":
-    """The train config's splits, balancing, age head, OOD gate and ``unknown`` threshold, typed."""
-    from src.training.run import HeadParams
-
-    holdout = cfg.get("holdout_corpus")
-    return HeadParams(stratify_by=tuple(cfg.data.get("stratify_by") or ()),
-                      holdout=("corpus", str(holdout)) if holdout else None,
-                      balance_within=cfg.data.get("balance_within"), age_head=bool(cfg.age_head),
-                      group_heads=bool(cfg.group_heads),
-                      ood_quantile=cfg.ood_quantile, unknown_below=float(cfg.unknown_below))

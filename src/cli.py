@@ -42,7 +42,7 @@ def _usage_types() -> tuple[type[BaseException], ...]:
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
     from src.inference.sources import SourceError
-    from src.training.runs import RunError
+    from src.models.run_folder import RunError
 
     return (UsageError, ConfigCompositionException, MissingConfigException, OverrideParseException,
             MissingMandatoryValue, ConfigKeyError, ValidationError, RunError, SourceError, FileNotFoundError,

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from src.embeddings.store import stats_path
-from src.training.runs import METRICS_NAME, Run, latest_runs_by_model
+from src.models.run_folder import METRICS_NAME, Run, latest_runs_by_model
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from src.embeddings.store import read_meta
 from src.models.checkpoint import TrainedClassifier
 from src.training.dataset import EmbeddingSet, load_embedding_set
 from src.training.metrics import full_metrics
-from src.training.run import (METRICS_NAME, PREDICTIONS_NAME, answer_columns, write_json_atomic,
-                              write_predictions)
-from src.training.runs import Run, open_run, resolve_run
+from src.data.files import write_json_atomic
+from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME, answer_columns, write_predictions
+from src.models.run_folder import Run, open_run, resolve_run
 from src.inference.run_model import load_run_model
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
     out.mkdir(exist_ok=True)
     write_predictions(out / PREDICTIONS_NAME, data, np.full(len(data), "eval"), p_raw[:, 1], p_cal[:, 1],
                       clf.threshold, answers)
-    write_json_atomic(metrics, out / METRICS_NAME)
+    write_json_atomic(out / METRICS_NAME, metrics)
     a = metrics["all"]
     log.info("%s on %s: accuracy %.4f, balanced accuracy %.4f, ECE %.4f; by group: %s", run.encoder, name,
              a["accuracy"], a["balanced_accuracy"] or float("nan"), a["ece"],

@@ -21,8 +21,8 @@ from src.building import (build_encoder, build_segmenter, embedding_options, loa
                           shard_encoder_config, source_data_config)
 from src.embeddings.extract import ExtractOptions, Summary, extract
 from src.embeddings.shards import clear_done, is_done, mark_done, merge_shards, remove_shard_outputs
-from src.embeddings.store import (JsonlWriter, config_hash, embeddings_path, remove_outputs, stats_path,
-                                  write_json_atomic, written_ids)
+from src.data.files import write_json_atomic
+from src.embeddings.store import JsonlWriter, config_hash, embeddings_path, remove_outputs, stats_path, written_ids
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 
 from src.building import set_threads
 from src.cli import UsageError, verb
-from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, atomic_output, write_results
+from src.data.files import atomic_write
+from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
 
@@ -116,14 +117,14 @@ def run_predict(cfg: DictConfig) -> int:
         n = 0
         names = output_names(files)
         for r in results:
-            with atomic_output(out_dir / (names[str(r.path)] + SUFFIXES[fmt])) as out:
+            with atomic_write(out_dir / (names[str(r.path)] + SUFFIXES[fmt]), newline="") as out:
                 n += write_results([r], fmt, out)
         log.info("%d result(s) written to %s/", n, out_dir)
         return n
     if output is None:
         n = write_results(results, fmt, sys.stdout)
     else:
-        with atomic_output(output) as out:  # an existing file is replaced only by a finished result
+        with atomic_write(output, newline="") as out:  # an existing file is replaced only by a finished result
             n = write_results(results, fmt, out)
     log.info("%d result(s) written to %s", n, output or "stdout")
     return n

@@ -23,7 +23,7 @@ from src.inference.streaming import StreamParams
 from src.serving.app import ServeSettings, create_app
 from src.serving.examples import Example
 from src.inference.pretrained import resolve_model
-from src.training.runs import open_run
+from src.models.run_folder import open_run
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from src.models.checkpoint import END_TO_END
 from src.evaluate import evaluate_run
 from src.extract import run_extract
 from src.train import run_train
-from src.training.runs import METRICS_NAME
+from src.models.run_folder import METRICS_NAME
 from src.training.study import SystemResult, loco_table, study_table
 
 log = logging.getLogger(__name__)

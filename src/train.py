@@ -22,18 +22,34 @@ from src.cli import verb
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import build_model, data_sources, head_params, model_kind, set_threads, trainer_params, vad_params
+from src.building import build_model, data_sources, model_kind, set_threads, vad_params
 from src.embeddings.store import read_meta
 from src.models.checkpoint import END_TO_END
 from src.training.dataset import exclude, load_sources, read_exclusions
-from src.training.run import train_run
+from src.training.embedding_head import HeadParams, train_run
+from src.training.loop import TrainerParams
 
 log = logging.getLogger(__name__)
 
 
+def trainer_params(trainer_cfg: DictConfig) -> TrainerParams:
+    """``conf/trainer/*.yaml`` as typed parameters."""
+    return TrainerParams(**OmegaConf.to_container(trainer_cfg, resolve=True))
+
+
+def head_params(cfg: DictConfig) -> HeadParams:
+    """The train config's splits, balancing, age head, OOD gate and ``unknown`` threshold, typed."""
+    holdout = cfg.get("holdout_corpus")
+    return HeadParams(stratify_by=tuple(cfg.data.get("stratify_by") or ()),
+                      holdout=("corpus", str(holdout)) if holdout else None,
+                      balance_within=cfg.data.get("balance_within"), age_head=bool(cfg.age_head),
+                      group_heads=bool(cfg.group_heads),
+                      ood_quantile=cfg.ood_quantile, unknown_below=float(cfg.unknown_below))
+
+
 def prepare_feature_source(data_cfg: DictConfig, encoder: str, embeddings_dir: str | Path) -> None:
     """Write (or keep) the embeddings store of a feature-only source such as ``commonvoice_mel128``."""
-    from src.data.features import MEL128_ENCODER, prepare_commonvoice_mel128
+    from src.embeddings.features import MEL128_ENCODER, prepare_commonvoice_mel128
 
     if data_cfg.name != "commonvoice_mel128":
         raise ValueError(f"data={data_cfg.name}: no adapter for this feature-only source")

@@ -19,14 +19,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.compare import compare_runs
-from src.data.features import prepare_commonvoice_mel128
+from src.embeddings.features import prepare_commonvoice_mel128
+from src.embeddings.shards import done_path
 from src.embeddings.store import embeddings_path, read_records
 from src.encoders.acoustic import F0_MEDIAN_INDEX, AcousticEncoder
 from src.encoders.mel128 import Mel128Encoder
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
 from src.training.dataset import load_embedding_set
-from src.training.run import METRICS_NAME, PREDICTIONS_NAME
+from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME
 
 from test_train import compose_cfg, extract_to, sample_embeddings
 
@@ -175,6 +176,13 @@ def test_commonvoice_mel128_trains_on_a_subset(tmp_path, protocol):
     other = "random" if protocol == "official" else "official"
     prepare_commonvoice_mel128(MEL128_DIR, emb, protocol=other, max_rows=2000)
     assert json.loads(path.with_suffix(".meta.json").read_text())["options"]["protocol"] == other
+    whole = path.read_text()
+    # a run killed mid-write (half a line, no done marker) resumes: the same records, each once
+    lines = whole.splitlines(keepends=True)
+    path.write_text("".join(lines[:700]) + lines[700][:40])
+    done_path(path).unlink()
+    prepare_commonvoice_mel128(MEL128_DIR, emb, protocol=other, max_rows=2000)
+    assert sorted(path.read_text().splitlines()) == sorted(whole.splitlines()) and done_path(path).exists()
 
 
 @needs_mel128

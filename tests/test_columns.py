@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import src.training.dataset as dataset
+from src.data.files import PART_SUFFIX
 from src.embeddings.store import EmbeddingsError, JsonlWriter, columns_path, config_hash, embeddings_path
 from src.training.dataset import DatasetError, load_embedding_set, records_to_set
 
@@ -128,7 +129,7 @@ def test_an_unwritable_folder_loads_uncached(store, monkeypatch):
 
     monkeypatch.setattr(dataset.np, "savez", no_write)
     _assert_same(load_embedding_set(d, ENC), records_to_set(recs))
-    assert not columns_path(d, ENC).exists() and not list(d.glob("*.tmp-*"))
+    assert not columns_path(d, ENC).exists() and not list(d.glob("*" + PART_SUFFIX))
 
 
 def test_real_embeddings_load_the_same_from_the_cache(tmp_path_factory, monkeypatch):

@@ -157,3 +157,28 @@ def test_paths_resolve_from_the_project_not_the_current_folder(make_cfg, tmp_pat
     monkeypatch.setenv("GENDER_HOME", str(tmp_path / "home"))
     paths = OmegaConf.to_container(make_cfg().paths, resolve=True)
     assert paths["runs_dir"] == str(tmp_path / "home" / "runs")
+
+
+MODEL_KEYS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_model_config_composes_and_is_named_after_its_file(make_cfg, key):
+    """Model configs are found by glob, like encoder configs: each composes into ``train``, is named
+    after its file, has a known kind and passes only arguments its class takes."""
+    from src.building import END_TO_END_KEYS, MODEL_META_KEYS, model_kind
+    from src.models.checkpoint import END_TO_END
+
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="conf"):
+        cfg = compose("train", overrides=[f"model={key}"])
+    assert cfg.model.name == key
+    kind = model_kind(cfg.model)
+    cls = get_class(cfg.model._target_)
+    params = inspect.signature(cls).parameters
+    meta = set(MODEL_META_KEYS) | (set(END_TO_END_KEYS) if kind == END_TO_END else set())
+    unknown = set(cfg.model) - {"_target_"} - meta - set(params)
+    assert not unknown, f"conf/model/{key}.yaml passes {unknown} that {cls.__name__} does not take"
+    if kind == END_TO_END:
+        assert "n_age_bands" in params and cfg.run_key == key, "an end-to-end run is named after its model"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.data.features import published_protocol, random_protocol
+from src.embeddings.features import published_protocol, random_protocol
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.models.mlp import DenseMLP
 from src.train import run_train

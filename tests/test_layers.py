@@ -11,7 +11,8 @@ import pytest
 
 SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 VERBS = {p.stem for p in SRC_DIR.glob("*.py")} - {"__init__", "building", "labels"}
-UPPER = {"models": {"training", "inference", "analysis", "serving", "embeddings"},
+UPPER = {"data": {"training", "inference", "analysis", "serving", "models", "embeddings", "encoders", "vad"},
+         "models": {"training", "inference", "analysis", "serving", "embeddings"},
          "encoders": {"training", "inference", "analysis", "serving", "models", "embeddings"},
          "vad": {"training", "inference", "analysis", "serving", "models", "embeddings", "encoders"}}
 
@@ -45,3 +46,18 @@ def test_lower_layers_never_import_upper_ones(layer):
 
 def test_speech_data_does_not_import_the_vad():
     assert not {m for m in imports(SRC_DIR / "data" / "speech.py") if m.startswith(("src.vad", "src.encoders"))}
+
+
+def test_building_has_no_edge_into_the_upper_layers():
+    """``building.py`` turns configs into components (data, VAD, encoders, models, embeddings): the
+    training, inference, analysis and serving layers sit above it."""
+    upper = {m for m in imports(SRC_DIR / "building.py")
+             if m.split(".")[1] in {"training", "inference", "analysis", "serving"}}
+    assert not upper, f"building.py imports {upper}"
+
+
+def test_run_folders_are_read_outside_training():
+    """predict, stream and serve read run folders: that code lives below ``training/``."""
+    for layer in ("inference", "serving"):
+        for path in (SRC_DIR / layer).glob("*.py"):
+            assert not {m for m in imports(path) if m.startswith("src.training")}, f"{path} imports training"

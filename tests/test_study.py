@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from src.study import run_study
-from src.training.runs import METRICS_NAME
+from src.models.run_folder import METRICS_NAME
 
 from test_train import REPO_DIR
 

@@ -24,6 +24,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
+from src.data.files import PART_SUFFIX
 from src.analysis.mistakes import INDEX_NAME, dump_mistakes
 from src.analyze import analyze_run
 from src.compare import compare_runs
@@ -34,8 +35,8 @@ from src.labels import SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
 from src.training.dataset import DatasetError, load_embedding_set
-from src.training.run import METRICS_NAME, PREDICTIONS_NAME
-from src.training.runs import RunError, resolve_run
+from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME
+from src.models.run_folder import RunError, resolve_run
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_MANIFEST_PATH = REPO_DIR / "data" / "sample" / "manifest.csv"
@@ -158,7 +159,7 @@ def test_run_folder_files(trained_run):
     assert json.loads((run_dir / METRICS_NAME).read_text()) == json.loads(json.dumps(metrics, default=float))
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert cfg.encoder.name == ENCODER and cfg.trainer.max_epochs == 30
-    assert not list(run_dir.glob("*.tmp")), "atomic writes leave no temporary file"
+    assert not list(run_dir.glob("*" + PART_SUFFIX)), "atomic writes leave no temporary file"
 
 
 def test_tensorboard_events(trained_run):

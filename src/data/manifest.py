@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.data.files import atomic_write
 from src.labels import SPLITS, normalise_gender
 
 log = logging.getLogger(__name__)
@@ -231,13 +232,13 @@ def _clip(r: dict[str, str], where: str, root: Path, group_columns, seen: dict[s
 
 
 def write_manifest(rows: list[dict[str, object]], manifest_path: str | Path) -> Path:
-    """Write manifest rows (dicts with at least the required columns) to CSV."""
+    """Write manifest rows (dicts with at least the required columns) to CSV, whole or not at all."""
     manifest_path = Path(manifest_path)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(REQUIRED_COLUMNS)
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with open(manifest_path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(manifest_path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)

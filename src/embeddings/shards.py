@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from src.data.files import write_json_atomic
 from src.embeddings.store import (EmbeddingsError, JsonlWriter, columns_path, embeddings_path, iter_lines, meta_path,
-                                  repair_truncated_tail, stats_path, stats_path_of, write_json_atomic)
+                                  repair_truncated_tail, stats_path, stats_path_of)
 
 log = logging.getLogger(__name__)
 

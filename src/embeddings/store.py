@@ -21,9 +21,12 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from src.data.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +123,7 @@ class JsonlWriter:
                     f"{self.path} was made with other options (config hash {old.get('config_hash')} vs "
                     f"{self.meta['config_hash']}); set overwrite=true or another paths.embeddings_dir")
         else:
-            tmp = side.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.meta, indent=2))
-            tmp.replace(side)
+            write_json_atomic(side, self.meta)
         repair_truncated_tail(self.path)
         if self.path.exists():
             self.done_ids = {r["id"] for r in iter_lines(self.path, strict=False)}
@@ -224,13 +225,6 @@ def read_meta(embeddings_dir: str | Path, encoder: str) -> dict[str, Any]:
     return {}
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON through a temp file and a rename (readers never see half a file)."""
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
-
-
 def stats_path(embeddings_dir: str | Path, encoder: str, shard: int = 0, num_shards: int = 1) -> Path:
     """Where an extraction's summary (audio seconds, wall seconds, counts) is kept; one per shard."""
     return stats_path_of(embeddings_path(embeddings_dir, encoder, shard, num_shards))
@@ -256,3 +250,24 @@ def written_ids(path: Path, config_hash_: str) -> set[str]:
             raise EmbeddingsError(f"{path} was made with other options (config hash {old} vs {config_hash_}); "
                                   f"set overwrite=true or another paths.embeddings_dir")
     return {r["id"] for r in iter_lines(path, strict=False)}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One data source of a training set: where its embeddings are and what its rows may lack.
+
+    Attributes:
+        name: the ``data=`` key (``dev``, ``speechocean762``, ...); prefixes its speaker ids in a mix.
+        embeddings_dir: the folder of its ``<encoder>-embeddings.jsonl``.
+        corpus: the corpus of rows without a ``corpus`` group value.
+        age_group: the age group of rows with neither an age nor an ``age_group`` value.
+        augments: the source this one holds degraded copies of (``python -m src.augment``): its rows
+            take that source's speaker ids (so they follow their speakers' split) and are marked
+            ``augmented``, to be trained on only.
+    """
+
+    name: str
+    embeddings_dir: str
+    corpus: str | None = None
+    age_group: str | None = None
+    augments: str | None = None

@@ -1,6 +1,6 @@
 """Writing prediction results: JSONL, CSV, one explained line of text per file, or the segments of
 each file as RTTM, a segments CSV (file, start, end, label, p) or a Praat TextGrid (as
-inaSpeechSegmenter offers). Files are written whole or not at all (:func:`atomic_output`)."""
+inaSpeechSegmenter offers). The verb writes them whole or not at all (:func:`src.data.files.atomic_write`)."""
 
 from __future__ import annotations
 
@@ -133,22 +133,6 @@ def write_results(results: Iterable[GenderResult], fmt: str, out: TextIO) -> int
         out.flush()
         n += 1
     return n
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[TextIO]:
-    """Open ``path`` for writing so that it appears whole or not at all: the text goes to a temporary
-    file beside it, renamed over ``path`` only when the block ends without an error (an existing
-    file is never truncated by a failed command)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_rttm(text: str) -> list[dict]:

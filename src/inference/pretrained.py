@@ -41,7 +41,7 @@ def resolve_model(run: str | Path | None, runs_dir: str | Path) -> Path:
     Raises:
         RunError: no such folder, or a folder that is not a finished run (no checkpoint).
     """
-    from src.training.runs import RunError, resolve_run
+    from src.models.run_folder import RunError, resolve_run
 
     if run in (None, "", DEFAULT_MODEL):
         return pretrained_dir(DEFAULT_MODEL)

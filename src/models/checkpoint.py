@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 
+from src.data.files import atomic_write
+
 CHECKPOINT_NAME = "best.pt"
 # what a run's best.pt holds (its "kind"; checkpoints from before the key are heads on embeddings)
 EMBEDDING_HEAD = "embedding_head"  # a TrainedClassifier on an encoder's embeddings
@@ -39,10 +41,8 @@ def checkpoint_kind(blob: dict[str, Any]) -> str:
 
 def write_checkpoint(path: str | Path, blob: dict[str, Any]) -> None:
     """Write ``blob`` to ``path`` atomically (through a temporary file)."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    with atomic_write(path, "wb") as f:
+        torch.save(blob, f)
 
 
 @dataclass

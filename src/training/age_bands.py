@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from src.data.files import atomic_write
 from src.data.manifest import Clip
 from src.training.dataset import DatasetError, EmbeddingSet
 
@@ -124,7 +125,7 @@ def age_metrics(true: np.ndarray, pred: np.ndarray, age: np.ndarray, bands: list
 def write_age_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, ages: AgeLabels,
                           pred: np.ndarray, proba: np.ndarray) -> None:
     """One row per clip: its age, true band, predicted band and that band's probability."""
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "split", "age", "age_band", "predicted_band", "p_predicted_band"])
         for i in range(len(data)):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.embeddings.store import STATUS_OK, columns_path, files_key, iter_records, source_files
+from src.data.files import atomic_write
+from src.embeddings.store import STATUS_OK, Source, columns_path, files_key, iter_records, source_files
 from src.labels import CLASSES, class_index
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,11 @@ def _save_columns(path: Path, key: str, data: EmbeddingSet) -> None:
     arrays = {"key": np.array(key), "x": data.x, "y": data.y, "ids": data.ids, "paths": data.paths,
               "speakers": data.speakers, "speech_s": data.speech_s, "split": data.split, "age": data.age,
               **{f"group:{g}": v for g, v in data.groups.items()}}
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
-        tmp.replace(path)
     except OSError as e:
         log.warning("could not cache %s (%s); loading will parse the JSONL each time", path, e)
-        tmp.unlink(missing_ok=True)
 
 
 def _load_columns(path: Path, key: str) -> EmbeddingSet | None:
@@ -176,27 +174,6 @@ def _load_columns(path: Path, key: str) -> EmbeddingSet | None:
     return EmbeddingSet(x=cols["x"], y=cols["y"], ids=cols["ids"], paths=cols["paths"], speakers=cols["speakers"],
                         speech_s=cols["speech_s"], split=cols["split"], age=cols["age"],
                         groups={k.split(":", 1)[1]: v for k, v in cols.items() if k.startswith("group:")})
-
-
-@dataclass(frozen=True)
-class Source:
-    """One data source of a training set: where its embeddings are and what its rows may lack.
-
-    Attributes:
-        name: the ``data=`` key (``dev``, ``speechocean762``, ...); prefixes its speaker ids in a mix.
-        embeddings_dir: the folder of its ``<encoder>-embeddings.jsonl``.
-        corpus: the corpus of rows without a ``corpus`` group value.
-        age_group: the age group of rows with neither an age nor an ``age_group`` value.
-        augments: the source this one holds degraded copies of (``python -m src.augment``): its rows
-            take that source's speaker ids (so they follow their speakers' split) and are marked
-            ``augmented``, to be trained on only.
-    """
-
-    name: str
-    embeddings_dir: str
-    corpus: str | None = None
-    age_group: str | None = None
-    augments: str | None = None
 
 
 def with_corpus_and_age(data: EmbeddingSet, corpus: str | None, age_group: str | None) -> EmbeddingSet:

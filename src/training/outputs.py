@@ -14,21 +14,15 @@ from typing import Any
 import numpy as np
 
 from src.analysis.plots import confusion_figure
+from src.data.files import atomic_write, write_json_atomic
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME
 from src.training.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights
 from src.training.metrics import core_metrics, full_metrics
-from src.training.runs import METRICS_NAME, PREDICTIONS_NAME
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 log = logging.getLogger(__name__)
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """Write JSON through a temporary file, so a reader never sees half of it."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
 
 
 def write_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray,
@@ -37,7 +31,7 @@ def write_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, p_raw:
     and any ``extra`` columns (e.g. the age head's answer, whether the clip was answered)."""
     pred = (p_cal >= threshold).astype(int)
     extra = extra or {}
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "path", "speaker", "split", "gender", "speech_s", "p_male_uncalibrated", "p_male",
                     "predicted", "correct", *data.groups, *extra])
@@ -93,7 +87,7 @@ def finish_run(run_dir: Path, writer, data: EmbeddingSet, splits: np.ndarray, p_
     writer.close()
     save_checkpoint(run_dir / CHECKPOINT_NAME)
     write_predictions(run_dir / PREDICTIONS_NAME, data, splits, p_raw[:, 1], p_cal[:, 1], threshold, extra_columns)
-    write_json_atomic(metrics, run_dir / METRICS_NAME)
+    write_json_atomic(run_dir / METRICS_NAME, metrics)
     t = metrics["test"]
     log.info("test: accuracy %.4f, balanced accuracy %s, ECE %.4f -> %.4f after T=%.2f (%d epochs)%s",
              t["accuracy"], t["balanced_accuracy"], t["ece_before_calibration"], t["ece"], metrics["temperature"],

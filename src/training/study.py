@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.training.runs import METRICS_NAME
+from src.models.run_folder import METRICS_NAME
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ mean mel power spectra and ``labels.csv`` (``row,clip,subset,gender``) become
   scikit-learn's ``train_test_split`` with ``random_state=7``, test 10 %, then val 10 % of the
   rest; ``labels.csv`` is in the order of its ``balanced-all.csv``); ``official`` trains on
   ``cv-*-train``, validates on ``cv-*-dev`` and tests on ``cv-*-test``.
-* Like data preparation in SpeechBrain recipes, it skips itself when the store exists and
-  was made with the same options (protocol, seed, rows); other options rewrite it.
+* Like data preparation in SpeechBrain recipes, it skips itself when the store is finished (its
+  done marker) and was made with the same options (protocol, seed, rows); other options rewrite it,
+  and a killed run resumes through the store's :class:`~src.embeddings.store.JsonlWriter`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.embeddings.store import config_hash, embeddings_path, meta_path, remove_outputs
+from src.embeddings.shards import is_done, mark_done
+from src.embeddings.store import JsonlWriter, config_hash, embeddings_path, meta_path, remove_outputs
 from src.encoders.mel128 import mel128_identity
 from src.labels import normalise_gender
 
@@ -72,6 +74,21 @@ def official_protocol(subsets: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+def feature_record(row: dict[str, str], split: str, features: np.ndarray) -> dict:
+    """The store's record of one ``labels.csv`` row and its feature vector (an error record when the
+    gender is not a known label or the vector is not finite)."""
+    gender = normalise_gender(row["gender"])
+    vec = np.asarray(features, np.float64)
+    ok = gender is not None and bool(np.isfinite(vec).all())
+    rec = {"id": row["clip"], "path": row["clip"], "speaker": row["clip"], "gender": gender or row["gender"],
+           "encoder": MEL128_ENCODER, "dim": 128, "split": str(split), "groups": {"subset": row["subset"]},
+           "duration_s": 0.0, "speech_s": 0.0, "status": "ok" if ok else "error",
+           "embedding": [float(f"{v:.6g}") for v in vec] if ok else None}
+    if not ok:
+        rec["reason"] = "bad_label" if gender is None else "non_finite_features"
+    return rec
+
+
 def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | Path, protocol: str = "random",
                                split_seed: int = 0, max_rows: int | None = None) -> Path:
     """Write (or keep) the mel128 store of ``features_dir``; returns the JSONL path.
@@ -91,11 +108,6 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
     # the recipe of src.encoders.mel128 (its identity), so runs trained here serve audio through GenderPipeline
     meta = {"encoder": MEL128_ENCODER, "dim": 128, "weights": mel128_identity(),
             "config_hash": config_hash(options), "options": options, "data": "commonvoice_mel128"}
-    if path.exists() and side.exists() and json.loads(side.read_text()).get("config_hash") == meta["config_hash"]:
-        log.info("%s is up to date (protocol %s)", path, protocol)
-        return path
-    log.warning("commonvoice_mel128 has no speaker ids: every clip is its own speaker, so the splits cannot "
-                "be speaker-disjoint and one speaker's clips may sit on both sides (accuracy is optimistic)")
     x = np.load(features_dir / "features.npy", mmap_mode="r")
     with open(features_dir / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -105,25 +117,20 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
     subsets = np.array([r["subset"] for r in rows])
     splits = (random_protocol(len(rows), split_seed) if protocol == "random" else
               published_protocol(len(rows)) if protocol == "published" else official_protocol(subsets))
-    remove_outputs(embeddings_dir, MEL128_ENCODER)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for r, split in zip(rows, splits):
-            gender = normalise_gender(r["gender"])
-            vec = np.asarray(x[int(r["row"])], np.float64)
-            ok = gender is not None and bool(np.isfinite(vec).all())
-            rec = {"id": r["clip"], "path": r["clip"], "speaker": r["clip"], "gender": gender or r["gender"],
-                   "encoder": MEL128_ENCODER, "dim": 128, "split": split, "groups": {"subset": r["subset"]},
-                   "duration_s": 0.0, "speech_s": 0.0, "status": "ok" if ok else "error",
-                   "embedding": [float(f"{v:.6g}") for v in vec] if ok else None}
-            if not ok:
-                rec["reason"] = "bad_label" if gender is None else "non_finite_features"
-            out.write(json.dumps(rec, separators=(",", ":")) + "\n")
-    tmp.replace(path)
-    side_tmp = side.with_suffix(".tmp")
-    side_tmp.write_text(json.dumps(meta, indent=2))
-    side_tmp.replace(side)  # the sidecar last: a store without it is rewritten next time
+    ids = [r["clip"] for r in rows]
+    if path.exists() and is_done(path, meta["config_hash"], ids):
+        log.info("%s is up to date (protocol %s)", path, protocol)
+        return path
+    log.warning("commonvoice_mel128 has no speaker ids: every clip is its own speaker, so the splits cannot "
+                "be speaker-disjoint and one speaker's clips may sit on both sides (accuracy is optimistic)")
+    if side.exists() and json.loads(side.read_text()).get("config_hash") != meta["config_hash"]:
+        remove_outputs(embeddings_dir, MEL128_ENCODER)  # other options: rewrite
+    # through the store's writer: a killed run resumes from its last whole line; the done marker comes last
+    with JsonlWriter(path, meta) as writer:
+        todo = [(r, s) for r, s in zip(rows, splits) if r["clip"] not in writer.done_ids]
+        for r, split in todo:
+            writer.write(feature_record(r, split, x[int(r["row"])]))
+    mark_done(path, meta["config_hash"], ids, 0, 1)
     counts = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
     log.info("wrote %s: %d clips, protocol %s, %s", path, len(rows), protocol, counts)
     return path

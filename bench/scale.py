@@ -93,67 +93,11 @@ def bench_workers(encoder: str, overrides: list[str], clips, repeats: int, tmp_d
 
 # --------------------------------------------------------------------------- (e) encoders
 
-ECAPA_FULL_YAML = """\
-n_mels: 80
-pretrained_path: speechbrain/spkrec-ecapa-voxceleb
-out_n_neurons: 7205
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [1024, 1024, 1024, 1024, 3072]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 128
-    lin_neurons: 192
-classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
-    input_size: 192
-    out_neurons: !ref <out_n_neurons>
-mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
-    norm_type: global
-    std_norm: False
-modules:
-    compute_features: !ref <compute_features>
-    mean_var_norm: !ref <mean_var_norm>
-    embedding_model: !ref <embedding_model>
-    mean_var_norm_emb: !ref <mean_var_norm_emb>
-    classifier: !ref <classifier>
-label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        embedding_model: !ref <embedding_model>
-        mean_var_norm_emb: !ref <mean_var_norm_emb>
-        classifier: !ref <classifier>
-        label_encoder: !ref <label_encoder>
-    paths:
-        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
-        mean_var_norm_emb: !ref <pretrained_path>/mean_var_norm_emb.ckpt
-        classifier: !ref <pretrained_path>/classifier.ckpt
-        label_encoder: !ref <pretrained_path>/label_encoder.txt
-"""  # spkrec-ecapa-voxceleb's architecture (20.8 M parameters in the embedding model)
-
-
 def random_ecapa(folder: Path):
     """spkrec-ecapa-voxceleb's layout and sizes with random weights, loaded by the real loader."""
-    import torch
-    from hyperpyyaml import load_hyperpyyaml
+    from src.encoders.ecapa import EcapaEncoder, save_random_ecapa
 
-    from src.encoders.ecapa import EcapaEncoder
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hyperparams.yaml").write_text(ECAPA_FULL_YAML)
-    torch.manual_seed(0)
-    hp = load_hyperpyyaml(ECAPA_FULL_YAML)
-    torch.save(hp["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
-    torch.save(hp["classifier"].state_dict(), folder / "classifier.ckpt")
-    hp["mean_var_norm_emb"](torch.randn(8, 1, 192), torch.ones(8))
-    hp["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
-    hp["label_encoder"].update_from_iterable([f"id{i}" for i in range(7205)])
-    hp["label_encoder"].save(folder / "label_encoder.txt")
-    return EcapaEncoder(source=str(folder), device="cpu")
+    return EcapaEncoder(source=str(save_random_ecapa(folder)), device="cpu")
 
 
 def random_wav2vec2(path: Path, layer: int = 12):

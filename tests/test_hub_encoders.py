@@ -16,64 +16,10 @@ import torch
 
 from src.data.audio import load_audio
 from src.encoders.base import EncoderLoadError
-from src.encoders.ecapa import EcapaEncoder
+from src.encoders.ecapa import TINY_SIZE, EcapaEncoder, save_random_ecapa
 from src.encoders.wav2vec2 import Wav2Vec2Encoder, save_wav2vec2_checkpoint
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
-N_MELS = 24
-
-# spkrec-ecapa-voxceleb's hyperparams.yaml with tiny channels; `pretrained_path` keeps the
-# hub id as published, so loading a folder must redirect it.
-ECAPA_YAML = f"""\
-n_mels: {N_MELS}
-pretrained_path: speechbrain/spkrec-ecapa-voxceleb
-out_n_neurons: 4
-
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [16, 16, 16, 16, 48]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 8
-    se_channels: 8
-    lin_neurons: 192
-
-classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
-    input_size: 192
-    out_neurons: !ref <out_n_neurons>
-
-mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
-    norm_type: global
-    std_norm: False
-
-modules:
-    compute_features: !ref <compute_features>
-    mean_var_norm: !ref <mean_var_norm>
-    embedding_model: !ref <embedding_model>
-    mean_var_norm_emb: !ref <mean_var_norm_emb>
-    classifier: !ref <classifier>
-
-label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        embedding_model: !ref <embedding_model>
-        mean_var_norm_emb: !ref <mean_var_norm_emb>
-        classifier: !ref <classifier>
-        label_encoder: !ref <label_encoder>
-    paths:
-        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
-        mean_var_norm_emb: !ref <pretrained_path>/mean_var_norm_emb.ckpt
-        classifier: !ref <pretrained_path>/classifier.ckpt
-        label_encoder: !ref <pretrained_path>/label_encoder.txt
-"""
 
 TINY_WAV2VEC2 = dict(
     extractor_mode="group_norm",  # as in wav2vec2-base
@@ -108,20 +54,7 @@ def clips() -> list[np.ndarray]:
 @pytest.fixture
 def ecapa_dir(tmp_path: Path) -> Path:
     """A folder laid out like speechbrain/spkrec-ecapa-voxceleb, holding a tiny random model."""
-    from hyperpyyaml import load_hyperpyyaml
-
-    folder = tmp_path / "spkrec-ecapa-tiny"
-    folder.mkdir()
-    (folder / "hyperparams.yaml").write_text(ECAPA_YAML)
-    torch.manual_seed(0)
-    hp = load_hyperpyyaml(ECAPA_YAML)
-    torch.save(hp["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
-    torch.save(hp["classifier"].state_dict(), folder / "classifier.ckpt")
-    hp["mean_var_norm_emb"](torch.randn(8, 1, 192), torch.ones(8))  # fill its running stats
-    hp["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
-    hp["label_encoder"].update_from_iterable([f"id{i}" for i in range(4)])
-    hp["label_encoder"].save(folder / "label_encoder.txt")
-    return folder
+    return save_random_ecapa(tmp_path / "spkrec-ecapa-tiny", TINY_SIZE)
 
 
 def check_embeddings(encoder, clips: list[np.ndarray], dim: int) -> None:

@@ -431,23 +431,10 @@ def test_compare_latest_run_per_encoder(trained_run, embeddings_dir, tmp_path):
 
 
 def build_tiny_ecapa(folder: Path) -> Path:
-    """A folder laid out like speechbrain/spkrec-ecapa-voxceleb with a tiny random model
-    (the same recipe as tests/test_hub_encoders.py's fixture)."""
-    import torch
-    from hyperpyyaml import load_hyperpyyaml
-    from test_hub_encoders import ECAPA_YAML
+    """A tiny random ECAPA in spkrec-ecapa-voxceleb's layout (as tests/test_hub_encoders.py uses)."""
+    from src.encoders.ecapa import TINY_SIZE, save_random_ecapa
 
-    folder.mkdir(parents=True)
-    (folder / "hyperparams.yaml").write_text(ECAPA_YAML)
-    torch.manual_seed(0)
-    hp = load_hyperpyyaml(ECAPA_YAML)
-    torch.save(hp["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
-    torch.save(hp["classifier"].state_dict(), folder / "classifier.ckpt")
-    hp["mean_var_norm_emb"](torch.randn(8, 1, 192), torch.ones(8))
-    hp["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
-    hp["label_encoder"].update_from_iterable([f"id{i}" for i in range(4)])
-    hp["label_encoder"].save(folder / "label_encoder.txt")
-    return folder
+    return save_random_ecapa(folder, TINY_SIZE)
 
 
 def build_tiny_wav2vec2(path: Path) -> tuple[Path, int]:

@@ -22,6 +22,79 @@ DEFAULT_SOURCE = "speechbrain/spkrec-ecapa-voxceleb"
 HPARAMS_FILE = "hyperparams.yaml"
 
 
+#: spkrec-ecapa-voxceleb's ``hyperparams.yaml`` (its layout and checkpoint names) with the sizes as fields;
+#: ``pretrained_path`` keeps the hub id as published, so loading a folder must redirect it.
+SPKREC_ECAPA_YAML = """\
+n_mels: {n_mels}
+pretrained_path: speechbrain/spkrec-ecapa-voxceleb
+out_n_neurons: {out_neurons}
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: {channels}
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: {attention_channels}
+    se_channels: {se_channels}
+    lin_neurons: 192
+classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
+    input_size: 192
+    out_neurons: !ref <out_n_neurons>
+mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
+    norm_type: global
+    std_norm: False
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    mean_var_norm_emb: !ref <mean_var_norm_emb>
+    classifier: !ref <classifier>
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+        mean_var_norm_emb: !ref <mean_var_norm_emb>
+        classifier: !ref <classifier>
+        label_encoder: !ref <label_encoder>
+    paths:
+        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+        mean_var_norm_emb: !ref <pretrained_path>/mean_var_norm_emb.ckpt
+        classifier: !ref <pretrained_path>/classifier.ckpt
+        label_encoder: !ref <pretrained_path>/label_encoder.txt
+"""
+FULL_SIZE = {"n_mels": 80, "channels": [1024, 1024, 1024, 1024, 3072], "attention_channels": 128,
+             "se_channels": 128, "out_neurons": 7205}  # spkrec-ecapa-voxceleb: 20.8 M parameters
+TINY_SIZE = {"n_mels": 24, "channels": [16, 16, 16, 16, 48], "attention_channels": 8, "se_channels": 8,
+             "out_neurons": 4}  # for tests: loads and embeds in milliseconds
+
+
+def save_random_ecapa(folder: str | Path, size: dict | None = None, seed: int = 0) -> Path:
+    """Write a folder laid out like ``speechbrain/spkrec-ecapa-voxceleb`` holding a randomly
+    initialised model of ``size`` (:data:`FULL_SIZE` by default, or :data:`TINY_SIZE`), loadable
+    with ``EcapaEncoder(source=folder)``: for tests and speed measurements where the hub cannot be
+    reached. Its embeddings mean nothing."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    folder = Path(folder)
+    size = {**FULL_SIZE, **(size or {})}
+    text = SPKREC_ECAPA_YAML.format(**size)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / HPARAMS_FILE).write_text(text)
+    torch.manual_seed(seed)
+    hp = load_hyperpyyaml(text)
+    torch.save(hp["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
+    torch.save(hp["classifier"].state_dict(), folder / "classifier.ckpt")
+    hp["mean_var_norm_emb"](torch.randn(8, 1, 192), torch.ones(8))  # fill its running statistics
+    hp["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
+    hp["label_encoder"].update_from_iterable([f"id{i}" for i in range(size["out_neurons"])])
+    hp["label_encoder"].save(folder / "label_encoder.txt")
+    return folder
+
+
 def offline_hint(source: str) -> str:
     """How to supply a local copy of ``source`` (a hub id), for error messages."""
     repo = source if not Path(source).is_dir() else DEFAULT_SOURCE

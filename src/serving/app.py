@@ -58,7 +58,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
+from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
 from src.labels import CLASSES, LABEL_COLOURS
 from src.serving.examples import Example, examples_router
 from src.serving.workers import ModelWorkers
@@ -346,10 +346,13 @@ class StreamSession:
             return []
         return self.streamer.feed(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    @property
-    def talk_s(self) -> dict[str, float]:
-        """Speaking time per label (speech hops only, as ``predict`` counts it)."""
-        return self.streamer.speaking_time_s
+    def end_message(self) -> dict[str, Any]:
+        """``end``: the whole stream's label (from its speaking time, not its last decision), the last
+        decision, the stream's length and speaking time per label (speech hops only, as ``predict``
+        counts it)."""
+        label, speaking_time_s = self.streamer.summary()
+        return {"type": "end", "label": label, "last_label": self.streamer.label,
+                "duration_s": round(self.samples / self.rate_hz, 3), "speaking_time_s": speaking_time_s}
 
 
 def event_message(e: StreamEvent) -> dict[str, Any]:
@@ -579,10 +582,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
                 if not data:  # end of stream
                     for e in await anyio.to_thread.run_sync(session.finish):
                         await ws.send_json(event_message(e))
-                    await ws.send_json({"type": "end", "label": stream_verdict(session.talk_s),  # the whole stream's
-                                        "last_label": session.streamer.label,
-                                        "duration_s": round(session.samples / rate, 3),
-                                        "speaking_time_s": {k: round(v, 2) for k, v in session.talk_s.items()}})
+                    await ws.send_json(session.end_message())
                     await ws.close(code=1000)
                     return
                 samples = session.decode(data)

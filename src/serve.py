@@ -5,7 +5,7 @@
 
 ``POST /v1/classify`` (multipart ``file``), ``WebSocket /v1/stream?rate=&dtype=``,
 ``GET /healthz``, the OpenAPI docs at ``/docs`` and a web page at ``/``
-(see :mod:`src.serving.app`). The model loads once, before the first request.
+(see :mod:`src.serving`). The model loads once, before the first request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from src.building import set_threads
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
-from src.serving.app import ServeSettings, create_app
+from src.serving import ServeSettings, create_app
 from src.serving.examples import Example
 from src.inference.pretrained import resolve_model
 from src.models.run_folder import open_run

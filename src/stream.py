@@ -26,7 +26,7 @@ from src.cli import verb
 from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams, stream_verdict
+from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,16 @@ def open_source(source: str, cfg: DictConfig) -> Iterator[np.ndarray]:
 
 
 def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_hop: bool = True,
-               emit: Callable[[str], None] = print) -> dict[str, float]:
-    """Feed chunks until the source ends; print decisions; return speaking time (s) per label
-    (speech hops only, by the label held at each)."""
+               emit: Callable[[str], None] = print) -> tuple[str, dict[str, float]]:
+    """Feed chunks until the source ends; print decisions; return the stream's answer and speaking
+    time (s) per label (:meth:`StreamingGender.summary`)."""
     for chunk in chunks:
         for e in streamer.feed(chunk):
             if e.changed:
                 emit(f"{e.text()}   <- change ({e.previous} -> {e.label})")
             elif every_hop:
                 emit(e.text())
-    return {k: round(v, 2) for k, v in streamer.speaking_time_s.items()}
+    return streamer.summary()
 
 
 def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> Iterator[StreamEvent]:
@@ -74,12 +74,12 @@ def main(cfg: DictConfig) -> None:
     pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below)
     streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
     try:
-        talk = run_stream(chunks, streamer, cfg.every_hop)
+        run_stream(chunks, streamer, cfg.every_hop)
     except KeyboardInterrupt:
-        talk = {k: round(v, 2) for k, v in streamer.speaking_time_s.items()}
         log.info("stopped")
+    verdict, talk = streamer.summary()
     times = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(talk.items())) or "no speech"
-    print(f"end: {stream_verdict(talk)} (speaking time: {times}) [model: {run_dir.name}]")
+    print(f"end: {verdict} (speaking time: {times}) [model: {run_dir.name}]")
 
 
 if __name__ == "__main__":

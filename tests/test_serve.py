@@ -40,7 +40,7 @@ from src.data.audio import SAMPLE_RATE_HZ, load_audio, resample
 from src.inference.pipeline import GenderPipeline
 from src.serve import is_loopback, serve_settings
 from src.serving import ServeSettings, create_app
-from src.serving.app import Service
+from src.serving.service import Service
 from src.train import run_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -131,6 +131,12 @@ class StreamingGender:
                 events.append(self._decide())
         return events
 
+    def summary(self) -> tuple[str, dict[str, float]]:
+        """The stream so far: its answer (:func:`stream_verdict` of the speaking time, not the last
+        decision) and speaking time per label in seconds, to 0.01 s (speech hops only, by the
+        label held at each, as ``predict`` counts it)."""
+        return stream_verdict(self.speaking_time_s), {k: round(v, 2) for k, v in self.speaking_time_s.items()}
+
     def _track_segments(self, is_speech: bool) -> int:
         """The id of the speech stretch this block belongs to (a long enough pause starts a new one)."""
         block_s = WINDOW_SAMPLES / SAMPLE_RATE_HZ

@@ -7,6 +7,7 @@
 ``python -m src.serve`` does exactly this from ``conf/serve.yaml``.
 """
 
-from src.serving.app import ServeSettings, create_app
+from src.serving.app import create_app
+from src.serving.service import ServeSettings
 
 __all__ = ["ServeSettings", "create_app"]

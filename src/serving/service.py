@@ -1,0 +1,96 @@
+"""What the service holds: its settings (``conf/serve.yaml``) and, between requests, one
+:class:`GenderPipeline` with its lock, the model worker processes, the upload and stream counts
+and the temp folder.
+
+The pipeline is not thread-safe: every call into it (the whole file classification, or one
+streaming decision) holds :attr:`Service.model_lock`, while decoding and each stream's own Silero
+VAD run outside it. With ``model_workers`` > 1 (and a pipeline factory), uploads are classified
+in that many worker processes (:mod:`src.serving.workers`), so they run on as many cores.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import numpy as np
+
+from src.data.audio import SAMPLE_RATE_HZ
+from src.inference.pipeline import GenderPipeline, GenderResult
+from src.inference.streaming import StreamParams
+from src.serving.examples import Example
+from src.serving.limits import UploadGate
+from src.serving.session import LockedPipeline, StreamSession
+from src.serving.uploads import decode_upload
+from src.serving.workers import ModelWorkers
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and options of the service (``conf/serve.yaml``)."""
+
+    max_upload_mb: float = 20.0  # request body of POST /v1/classify, MiB
+    max_duration_s: float = 600.0  # longest uploaded recording, seconds of audio
+    max_stream_s: float = 3600.0  # longest WebSocket stream, seconds of audio
+    max_frame_kb: float = 1024.0  # largest WebSocket binary message, KiB
+    max_streams: int = 8  # WebSocket streams at once (each holds its own Silero VAD)
+    decode_workers: int = 2  # uploads decoded at once
+    model_workers: int = 2  # processes classifying uploads side by side (1: in the server, one at a time)
+    max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
+    upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
+    upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
+    stream: StreamParams = StreamParams()
+    tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
+    run_name: str | None = None  # shown by /healthz
+    examples: tuple[Example, ...] = ()  # clips the page offers to try (GET /v1/examples)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return int(self.max_frame_kb * 1024)
+
+
+class Service:
+    """What the app holds between requests: the pipeline, its lock, limits, the temp folder."""
+
+    def __init__(self, pipeline: GenderPipeline, settings: ServeSettings, tmp_dir: Path):
+        self.pipeline = pipeline
+        self.settings = settings
+        self.tmp_dir = tmp_dir
+        self.model_lock = threading.Lock()
+        self.workers: ModelWorkers | None = None  # set by the lifespan: uploads go to worker processes
+        self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
+        self.active_streams = 0
+        self.uploads = UploadGate(max(1, settings.max_uploads))
+        self.started = time.monotonic()
+
+    def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
+        """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
+        decoded = decode_upload(path, self.settings.max_duration_s, filename)
+        if self.workers is not None:
+            result = self.workers.classify(decoded.wave, timeline)
+        else:
+            with self.model_lock:
+                result = self.pipeline.classify_wave(decoded.wave, timeline)
+        if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
+            result.quality.append("truncated")
+        return result
+
+    def new_session(self, rate_hz: int, dtype: str) -> StreamSession:
+        s = self.settings
+        return StreamSession(LockedPipeline(self.pipeline, self.model_lock), s.stream, rate_hz, dtype,
+                             s.max_stream_s, s.max_frame_bytes)
+
+
+def warm_up(pipeline: GenderPipeline) -> None:
+    """One call through the VAD and the encoder, so the first request is not the slow one."""
+    noise = np.random.default_rng(0).normal(0.0, 0.05, SAMPLE_RATE_HZ).astype(np.float32)
+    pipeline.segmenter.timestamps([noise])
+    pipeline.p_male([noise])

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean-outputs
+.PHONY: setup demo test test-fast lint bench clean-outputs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: setup  ## the whole test suite
 
 test-fast: setup  ## the math, configs, manifests, output formats and plots only (seconds): what to run while working
 	$(BIN)/python -m pytest -q tests/test_math.py tests/test_files.py tests/test_configs.py tests/test_manifest.py tests/test_outputs.py tests/test_plots.py
+
+lint: setup  ## ruff (rules in pyproject.toml): unused and undefined names, likely bugs, style
+	$(BIN)/ruff check .
 
 bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py

@@ -103,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         lists_s = lists_rss = None
         if not args.skip_lists:
             _, lists_s, lists_rss = timed(lambda: records_to_set(read_records(d, ENC), source="bench"))
-    print(f"(a) JSONL -> Python lists -> arrays (old read_records path): "
+    print("(a) JSONL -> Python lists -> arrays (old read_records path): "
           + (f"{lists_s:7.2f} s  (peak RSS +{lists_rss:.0f} MB)" if lists_s is not None else "skipped"))
-    print(f"(b) first load: streaming reader + writing the cache:         {first_s:7.2f} s  (peak RSS +{first_rss:.0f} MB;"
-          f" cache {cache_mb:.0f} MB)")
-    print(f"(c) cached columnar load:                                     {cached_s:7.2f} s  (peak RSS +{cached_rss:.0f} MB;"
-          f" {n_rows:,} rows)")
+    print(f"(b) first load: streaming reader + writing the cache:         {first_s:7.2f} s  "
+          f"(peak RSS +{first_rss:.0f} MB; cache {cache_mb:.0f} MB)")
+    print(f"(c) cached columnar load:                                     {cached_s:7.2f} s  "
+          f"(peak RSS +{cached_rss:.0f} MB; {n_rows:,} rows)")
     if lists_s is not None:
         print(f"ratio (a)/(c): {lists_s / cached_s:.1f}x faster from the cache")
     print(f"ratio (b)/(c): {first_s / cached_s:.1f}x")

@@ -139,7 +139,7 @@ def bench_encoders(speech: list[np.ndarray], batch_sizes: dict[str, int], repeat
                     enc.embed(speech[i:i + bs])
                 wall = time.perf_counter() - t0
                 best = wall if best is None else min(best, wall)
-            params = sum(p.numel() for p in getattr(enc, "model").parameters()) if hasattr(
+            params = sum(p.numel() for p in enc.model.parameters()) if hasattr(
                 getattr(enc, "model", None), "parameters") else None
             out[name] = {"label": label, "batch_size": bs, "load_s": load_s, "wall_s": best,
                          "speech_s": speech_s, "x_real_time": speech_s / best, "clips_per_s": len(speech) / best,

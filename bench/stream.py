@@ -30,8 +30,9 @@ Figures per (window, change_hops), goals as given for the default 1.5 s window:
 
 Each line also splits the compute: one Silero VAD step per 32 ms block (as a share of real
 time) and one decision (the encoder on the ring's speech, e.g. Resemblyzer padded to its 1.6 s
-partial, or an end-to-end network's trunk on it as it is, plus the classifier). The machine's load average at start and end is printed: on a shared machine the
-compute shares are pessimistic; the other figures do not depend on speed.
+partial, or an end-to-end network's trunk on it as it is, plus the classifier). The machine's load
+average at start and end is printed: on a shared machine the compute shares are pessimistic; the
+other figures do not depend on speed.
 """
 
 from __future__ import annotations
@@ -365,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
            "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": loadavg()}
-    print(f"\n{pipe.encoder.name} ({run_dir.name}), {args.threads} torch thread(s), hop {args.hop_s:g} s, {CHUNK_SAMPLES}-sample chunks; "
+    print(f"\n{pipe.encoder.name} ({run_dir.name}), {args.threads} torch thread(s), hop {args.hop_s:g} s, "
+          f"{CHUNK_SAMPLES}-sample chunks; "
           f"load average {env['loadavg_start']} -> {env['loadavg_end']} on {env['cpus']} CPUs. Goals: compute "
           f"<= {pct(GOAL_COMPUTE_SHARE)}, latency median <= {GOAL_LATENCY_S:g} s and accuracy >= "
           f"{pct(GOAL_ACCURACY)} (set for the default {DEFAULT_WINDOW_S:g} s window).\n")

@@ -67,7 +67,8 @@ def main() -> None:
                     return msg.get("result", {})
 
         def js(expr: str):
-            return call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)["result"].get("value")
+            reply = call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+            return reply["result"].get("value")
 
         call("Page.navigate", url=f"http://127.0.0.1:{port}/")
         for _ in range(200):

@@ -64,8 +64,8 @@ def run_augment(cfg: DictConfig) -> Path:
                         sf.write(f, y, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
                 else:
                     done = ["(kept)"]
-                rows.append({"path": str(rel), "speaker": clip.speaker, "gender": clip.gender, "id": f"{clip.id}#aug{k}",
-                             "age": "" if clip.age is None else clip.age, **clip.groups,
+                rows.append({"path": str(rel), "speaker": clip.speaker, "gender": clip.gender,
+                             "id": f"{clip.id}#aug{k}", "age": "" if clip.age is None else clip.age, **clip.groups,
                              "augmentation": "; ".join(done), "source_path": str(clip.path)})
         except AudioError as e:
             log.warning("%s: %s (no copy)", clip.path, e)

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.manifest import Clip, read_manifest
+from src.data.speech import CropAugmentParams, SpeechParams
 from src.embeddings.store import Source
 from src.encoders.base import Encoder
 from src.vad.silero import SileroSegmenter, VadParams
@@ -125,9 +126,8 @@ def build_end_to_end(model_cfg: DictConfig, n_age_bands: int) -> tuple[torch.nn.
     return instantiate({"_target_": model_cfg._target_, **kwargs}), model_cfg._target_, kwargs
 
 
-def speech_params(speech_cfg: DictConfig) -> "SpeechParams":
+def speech_params(speech_cfg: DictConfig) -> SpeechParams:
     """The ``speech`` group (end-to-end training from audio) as typed parameters."""
-    from src.data.speech import CropAugmentParams, SpeechParams
 
     d = OmegaConf.to_container(speech_cfg, resolve=True)
     return SpeechParams(**{**d, "augment": CropAugmentParams(**d["augment"])})

@@ -42,8 +42,9 @@ def run_extract(cfg: DictConfig) -> Summary | None:
     set_threads(cfg.num_threads)
     name, out_dir = cfg.encoder.name, cfg.paths.embeddings_dir
     if cfg.merge:
-        log.info("merged into %s", merge_shards(out_dir, name, num_shards=cfg.num_shards if cfg.num_shards > 1 else None,
-                                                  force=cfg.merge_force))
+        merged = merge_shards(out_dir, name, num_shards=cfg.num_shards if cfg.num_shards > 1 else None,
+                              force=cfg.merge_force)
+        log.info("merged into %s", merged)
         return None
     if cfg.overwrite and cfg.num_shards > 1:
         remove_shard_outputs(out_dir, name, cfg.shard, cfg.num_shards)  # other shards may be running

@@ -26,7 +26,7 @@ from src.cli import verb
 from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
+from src.inference.streaming import StreamingGender, StreamParams
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,6 @@ def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_ho
             elif every_hop:
                 emit(e.text())
     return streamer.summary()
-
-
-def stream_events(streamer: StreamingGender, chunks: Iterator[np.ndarray]) -> Iterator[StreamEvent]:
-    """Every decision of a whole stream (for programs and tests)."""
-    for chunk in chunks:
-        yield from streamer.feed(chunk)
 
 
 @verb("stream")

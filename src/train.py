@@ -6,11 +6,13 @@
     python -m src.train model=logreg                       # or svm, forest, boosting, mlp5
     python -m src.train encoder=acoustic model=pitch       # the pitch baseline
     python -m src.train data=commonvoice_mel128 encoder=mel128 model=mlp5 [data.protocol=official]
-    python -m src.train +experiment=cv_mel128                     # Common Voice mel-128 MLP (+experiment=cv_mel128_published: as published)
+    python -m src.train +experiment=cv_mel128              # Common Voice mel-128 MLP
+    python -m src.train +experiment=cv_mel128_published    # the same, as published
     python -m src.train model=melcnn data=speechocean762           # end to end from audio, + age head
     python -m src.train model=crnn data=dev model.age_loss_weight=0
 
-Writes ``runs/<encoder>-<YYYY-MM-DD_HH-MM-SS>/`` (an end-to-end model: ``runs/<model>-...``); watch it with ``tensorboard --logdir runs``.
+Writes ``runs/<encoder>-<YYYY-MM-DD_HH-MM-SS>/`` (an end-to-end model: ``runs/<model>-...``);
+watch it with ``tensorboard --logdir runs``.
 """
 
 from __future__ import annotations

@@ -62,12 +62,13 @@ def test_a_mix_trains_on_copies_of_training_speakers_only(sample_clips, manifest
     manifest = manifest_of([], tmp_path / "adults" / "manifest.csv",
                            [clip_row(c, corpus=c.groups["corpus"]) for c in adults])
     aug_manifest = run_augment(compose_cfg("augment", "data=manifest", f"data.manifest_path={manifest}",
-                                           "data.name=adults", "data.group_columns=[corpus]", f"out_dir={tmp_path / 'aug'}",
-                                           "progress=false"))
+                                           "data.name=adults", "data.group_columns=[corpus]",
+                                           f"out_dir={tmp_path / 'aug'}", "progress=false"))
     rows = pd.read_csv(aug_manifest)
     assert len(rows) == len(adults) and rows.augmentation.str.len().gt(0).all()
     assert set(rows.speaker) == {c.speaker for c in adults}  # copies keep their speaker ids
-    sources = (f"data.sources=[{{name: adults, manifest_path: '{manifest}', group_columns: [corpus], age_group: adult}},"
+    sources = (f"data.sources=[{{name: adults, manifest_path: '{manifest}', group_columns: [corpus], "
+               f"age_group: adult}},"
                f"{{name: adults_aug, manifest_path: '{aug_manifest}', group_columns: [corpus], age_group: adult,"
                f" augments: adults}}]")
     common = [f"paths.embeddings_dir={tmp_path}/emb/${{data.name}}", "data=mix", sources]

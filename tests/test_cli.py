@@ -110,7 +110,8 @@ def test_a_prediction_is_quiet_names_its_model_and_writes_nothing_where_it_runs(
     out = tmp_path / "out.jsonl"
     proc = verb("predict", f"input={mixed_wav}", f"output={out}", "progress=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Warning" not in proc.stderr and "pkg_resources" not in proc.stderr and "torch.jit" not in proc.stderr, proc.stderr
+    for noise in ("Warning", "pkg_resources", "torch.jit"):
+        assert noise not in proc.stderr, proc.stderr
     assert re.search(r"model: default \(.*models/default\)", proc.stderr), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]  # no logs/ in the user's folder
     r = json.loads(out.read_text())
@@ -178,7 +179,8 @@ def test_stream_ends_with_the_whole_answer_and_speech_only_time(tmp_path, mixed_
     ("stream", ("source=bogus",), "unknown source"),
     ("serve", ("run=no-such-run",), "no such run folder"),
     ("train", ("model=no_such_model",), "model"),
-    ("extract", ("data=manifest", "data.manifest_path=no/such/manifest.csv", "data.name=nowhere"), "manifest not found"),
+    ("extract", ("data=manifest", "data.manifest_path=no/such/manifest.csv", "data.name=nowhere"),
+     "manifest not found"),
 ])
 def test_other_verbs_fail_the_same_way(module, args, message):
     proc = verb(module, *args)

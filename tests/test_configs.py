@@ -147,6 +147,10 @@ def test_stream_and_timeline_settings_are_defined_once():
     assert cfg("serve", "stream.change_hops=2").stream.change_hops == 2  # still overridable
     with pytest.raises(ConfigCompositionException, match="chnage_hops"):  # a misspelt key fails at compose time
         cfg("serve", "stream.chnage_hops=2")
+    # which model answers, and how sure it must be: one group, the same in the three verbs
+    for key in ("run", "unknown_below", "device"):
+        assert serve[key] == stream[key] == predict[key], key
+    assert cfg("predict", "run=default", "input=x").run == "default"
 
 
 def test_paths_resolve_from_the_project_not_the_current_folder(make_cfg, tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ row, its network, trained through the real path on a subset of the real precompu
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

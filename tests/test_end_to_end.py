@@ -104,7 +104,8 @@ def test_speech_settings_are_defined_once():
     from src.data.speech import SpeechParams
 
     cfg = compose_cfg("train", "model=crnn", "speech.crop_s=1.5", "speech.augment.noise_prob=0")
-    assert speech_params(cfg.speech) == SpeechParams(crop_s=1.5, augment=SpeechParams().augment.__class__(noise_prob=0.0))
+    no_noise = SpeechParams().augment.__class__(noise_prob=0.0)
+    assert speech_params(cfg.speech) == SpeechParams(crop_s=1.5, augment=no_noise)
     assert OmegaConf.to_container(compose_cfg("train").speech) == asdict(SpeechParams())
     with pytest.raises(Exception, match="crop_seconds"):
         compose_cfg("train", "speech.crop_seconds=1")

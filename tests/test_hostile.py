@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from test_inference import pipe, run_dir, sure_speakers  # noqa: F401  (the session's run)

@@ -345,7 +345,8 @@ def test_an_exception_in_a_request_is_a_500_and_the_service_goes_on(client, clip
                  500, "internal_error")
     monkeypatch.undo()
     healthy(client)
-    assert client.post("/v1/classify", files={"file": ("a.wav", clip_3s[0].read_bytes(), "audio/wav")}).status_code == 200
+    upload = {"file": ("a.wav", clip_3s[0].read_bytes(), "audio/wav")}
+    assert client.post("/v1/classify", files=upload).status_code == 200
 
 
 def test_uploads_go_to_model_worker_processes(run_dir, pipe, clip_3s, tmp_path):

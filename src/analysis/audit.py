@@ -98,7 +98,8 @@ def write_audit(clips: pd.DataFrame, speakers: pd.DataFrame, out: Path, title: s
     md = [f"# Label audit: {title}", "",
           f"{int(clips.label_issue.sum())} of {len(clips)} clips flagged by confident learning; "
           f"{len(speakers)} speaker(s) listed (most of their clips flagged). Listen before trusting either label; "
-          f"to leave reviewed speakers out of training: `python -m src.train exclude_path={out.parent / (out.name + '-speakers.csv')}`.",
+          "to leave reviewed speakers out of training: "
+          f"`python -m src.train exclude_path={out.parent / (out.name + '-speakers.csv')}`.",
           "", table[cols].round(3).to_markdown(index=False) if len(table) else "(none)", ""]
     out.with_suffix(".md").write_text("\n".join(md))
     return out.with_suffix(".md")

@@ -144,7 +144,8 @@ def _read_rows(manifest_path: Path, bad_rows: list[str] | None = None,
 def _bad_row(message: str, bad_rows: list[str] | None) -> None:
     """Raise ``message`` as a :class:`ManifestError`, or list it in ``bad_rows`` when skipping."""
     if bad_rows is None:
-        raise ManifestError(message + " (to skip and list such rows instead: skip_bad_rows, `+data.skip_bad_rows=true`)")
+        raise ManifestError(message + " (to skip and list such rows instead: skip_bad_rows, "
+                                      "`+data.skip_bad_rows=true`)")
     bad_rows.append(message)
 
 

@@ -101,8 +101,9 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
     if protocol not in PROTOCOLS:
         raise ValueError(f"data.protocol={protocol!r}: use one of {PROTOCOLS}")
     features_dir = Path(features_dir)
-    options = {"source": "commonvoice_mel128", "format": 3, "features_dir": str(features_dir.resolve()), "protocol": protocol,
-               "split_seed": int(split_seed) if protocol == "random" else None, "max_rows": max_rows}
+    options = {"source": "commonvoice_mel128", "format": 3, "features_dir": str(features_dir.resolve()),
+               "protocol": protocol, "split_seed": int(split_seed) if protocol == "random" else None,
+               "max_rows": max_rows}
     path = embeddings_path(embeddings_dir, MEL128_ENCODER)
     side = meta_path(path)
     # the recipe of src.encoders.mel128 (its identity), so runs trained here serve audio through GenderPipeline

@@ -161,7 +161,8 @@ def _merge_stats(embeddings_dir: str | Path, encoder: str, parts: list[Path]) ->
 def remove_shard_outputs(embeddings_dir: str | Path, encoder: str, shard: int, num_shards: int) -> None:
     """``overwrite=true`` in a sharded run: delete this shard's files and the main file, never
     another shard's (it may be running)."""
-    for jsonl in (embeddings_path(embeddings_dir, encoder, shard, num_shards), embeddings_path(embeddings_dir, encoder)):
+    mine = embeddings_path(embeddings_dir, encoder, shard, num_shards)
+    for jsonl in (mine, embeddings_path(embeddings_dir, encoder)):
         for p in (jsonl, meta_path(jsonl), done_path(jsonl), stats_path_of(jsonl)):
             p.unlink(missing_ok=True)
     columns_path(embeddings_dir, encoder).unlink(missing_ok=True)

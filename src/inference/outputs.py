@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -97,7 +94,8 @@ def text_line(result: GenderResult) -> str:
     if result.status in ("error", "no_speech"):
         return f"{name}: {result.status} ({result.reason}) [model: {result.model}]"
     if result.label not in (*CLASSES, UNKNOWN):  # mixed: speaking time per voice instead of one label
-        return f"{name}: {result.label} ({result.reason}), from {result.speech_s:.1f} s of speech [model: {result.model}]"
+        return (f"{name}: {result.label} ({result.reason}), from {result.speech_s:.1f} s of speech "
+                f"[model: {result.model}]")
     p = max(result.p_male, result.p_female)
     answer = (f"{result.label} (p = {p:.2f})" if result.label != "unknown"
               else f"unknown: {result.reason} (p(male) = {result.p_male:.2f})")

@@ -186,7 +186,8 @@ class GenderPipeline:
             result.reason = f"not sure: top probability under {self.unknown_below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
         if self.classifier.outside(x)[0]:
-            result.label, result.status, result.reason = UNKNOWN, UNKNOWN, "a voice unlike the model's training data (out of distribution)"
+            result.label, result.status = UNKNOWN, UNKNOWN
+            result.reason = "a voice unlike the model's training data (out of distribution)"
         if self.classifier.age_head is not None:
             pa = self.classifier.age_head.predict_proba(x)[0]
             result.age_group = self.classifier.age_head.classes[int(pa.argmax())]

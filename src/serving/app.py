@@ -121,8 +121,9 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
             False, description="add segments where the speaker's gender changes, and speaking time")) -> JSONResponse:
         svc: Service = request.app.state.service
         if not svc.uploads.enter():
-            return JSONResponse({"error": "busy", "detail": f"{settings.max_uploads} uploads are in progress "
-                                 "(max_uploads); retry in a few seconds"}, status_code=503, headers={"Retry-After": "2"})
+            busy = {"error": "busy", "detail": f"{settings.max_uploads} uploads are in progress (max_uploads); "
+                                              "retry in a few seconds"}
+            return JSONResponse(busy, status_code=503, headers={"Retry-After": "2"})
         path = svc.tmp_dir / f"{uuid.uuid4().hex}.upload"  # a generated name, never the client's
         try:
             up = await receive_upload(request, path, settings.max_upload_bytes, settings.upload_idle_timeout_s,

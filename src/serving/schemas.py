@@ -33,8 +33,9 @@ class ClassifyBody(BaseModel):
     duration_s: float
     status: str = Field(description="ok, unknown (not sure, or a voice unlike the training data), no_speech or error")
     reason: str | None = None
-    quality: list[str] = Field(default_factory=list, description="why the answer is less sure or unknown: clipped, "
-                               "short_speech, noisy, narrowband, truncated (the file ends early; what decoded was used)")
+    quality: list[str] = Field(default_factory=list, description=(
+        "why the answer is less sure or unknown: clipped, short_speech, noisy, narrowband, truncated "
+        "(the file ends early; what decoded was used)"))
     age_band: str | None = Field(None, description="child, teen, adult, ... (runs with an age head only)")
     p_age_band: float | None = Field(None, description="the age band's probability (not calibrated)")
     timeline: list[SegmentBody] = Field(default_factory=list, description="with ?timeline=true")

@@ -79,7 +79,7 @@ class StreamSession:
         """A binary frame -> float32 samples at the declared rate; garbage raises :class:`StreamError`."""
         if len(data) > self.max_frame_bytes:
             raise StreamError("frame_too_large", f"a frame of {len(data)} bytes is over the limit of "
-                                                 f"{self.max_frame_bytes} bytes: send chunks of about 0.1 s", WS_TOO_BIG)
+                              f"{self.max_frame_bytes} bytes: send chunks of about 0.1 s", WS_TOO_BIG)
         if len(data) % self.itemsize:
             raise StreamError("bad_frame", f"a frame of {len(data)} bytes is not a whole number of {self.dtype} "
                                            f"samples ({self.itemsize} bytes each)")

@@ -70,7 +70,7 @@ class ModelWorkers:
                 if dead or time.monotonic() > deadline:
                     self.pool.shutdown(wait=False, cancel_futures=True)
                     raise RuntimeError(f"model workers did not start ({loaded} of {n} loaded; "
-                                       f"exit codes {dead}; see the log above)")
+                                       f"exit codes {dead}; see the log above)") from None
         log.info("%d model worker processes ready", n)
 
     def classify(self, wave: np.ndarray, timeline: bool = False):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -214,7 +213,7 @@ def concat_sets(named: list[tuple[str, EmbeddingSet]]) -> EmbeddingSet:
         ids=cat(lambda n, s: np.char.add(f"{n}/", s.ids.astype(str))), paths=cat(lambda _, s: s.paths),
         speakers=cat(lambda n, s: np.char.add(f"{n}/", s.speakers.astype(str))),
         speech_s=cat(lambda _, s: s.speech_s), split=np.full(sum(len(s) for _, s in named), ""),
-        age=cat(lambda _, s: s.age), groups={g: cat(lambda _, s: s.groups[g].astype(str)) for g in sorted(common)})
+        age=cat(lambda _, s: s.age), groups={g: cat(lambda _, s, g=g: s.groups[g].astype(str)) for g in sorted(common)})
 
 
 AUGMENTED = "augmented"  # the group column that marks degraded training copies ("yes")

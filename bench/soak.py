@@ -213,7 +213,7 @@ def _stalled_upload(host: str, port: int, body_bytes: int, trickle: bool, out: d
         while True:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 s.sendall(b"\0")  # trickle: one byte a second
                 continue
             except OSError:
@@ -229,7 +229,7 @@ def _stalled_upload(host: str, port: int, body_bytes: int, trickle: bool, out: d
         try:
             s.settimeout(2)
             out["closed"] = s.recv(1) == b""
-        except (socket.timeout, OSError):
+        except OSError:
             out["closed"] = False
     finally:
         s.close()
@@ -266,8 +266,8 @@ def slow_body(url: str, bodies: list[bytes], n_stalled: int, idle_timeout_s: flo
 
 
 def slow_table(r: dict) -> str:
-    out = [f"slow bodies (server upload_idle_timeout_s={r['idle_timeout_s']:g}, upload_timeout_s="
-           f"{r['total_timeout_s']:g}):", "| connection | answer | after (s) | connection closed |", "|---|---|---:|---|"]
+    out = [(f"slow bodies (server upload_idle_timeout_s={r['idle_timeout_s']:g}, upload_timeout_s="
+            f"{r['total_timeout_s']:g}):"), "| connection | answer | after (s) | connection closed |", "|---|---|---:|---|"]
     for c in r["connections"]:
         ans = c.get("answer", "")
         err = json.loads(ans).get("error", "") if ans.startswith("{") and ans.endswith("}") else ""

@@ -37,7 +37,7 @@ def conversation() -> tuple[np.ndarray, list[str]]:
     """Four real VCTK clips, women and men in turn, with 0.5 s of silence between them."""
     parts = []
     for speaker, _ in TURNS:
-        parts += [load_audio(sorted((SAMPLE / speaker).glob("*.flac"))[0]), np.zeros(8000, np.float32)]
+        parts += [load_audio(min((SAMPLE / speaker).glob("*.flac"))), np.zeros(8000, np.float32)]
     return np.concatenate(parts), [g for _, g in TURNS]
 
 

@@ -103,3 +103,15 @@ def test_default_model_timeline_barely_moves_and_follows_the_turns(default_pipe,
         if s.label in ("female", "male") and (not runs or runs[-1] != s.label):
             runs.append(s.label)
     assert runs == genders, [(s.start_s, s.end_s, s.label) for s in r.timeline]
+
+
+def test_resemblyzer_mel_in_pieces_is_the_same(conversation):
+    """Long speech's mel spectrogram is computed in pieces (bounded memory), with the same numbers."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    from src.encoders.resemblyzer import mel_spectrogram
+
+    wave, _ = conversation
+    whole = wav_to_mel_spectrogram(wave)
+    for chunk_frames in (500, 777, len(whole) - 1):
+        np.testing.assert_array_equal(mel_spectrogram(wave, chunk_frames), whole)

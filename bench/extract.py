@@ -4,6 +4,7 @@
     python bench/extract.py                                   # all 492 dev clips, 2 threads
     python bench/extract.py --clips 40 --long-file-min 2      # about a minute
     python bench/extract.py --repeats 3 --json bench.json     # best of 3, figures saved
+    python bench/extract.py --threads 1 --sections long --long-min 10 --profile   # long vs short files
 
 Three measurements, side by side in one process, each printed as a ratio next to
 its goal; a markdown table closes the output (PASS/MISS per goal).
@@ -33,7 +34,14 @@ its goal; a markdown table closes the output (PASS/MISS per goal).
     and loaded through their real loaders: speed only, no accuracy. Same VAD speech, each
     encoder's own batch size.
 
-``--sections core,workers,encoders`` picks what runs (core = a, b, c).
+(f) Long file: ``GenderPipeline.classify_wave`` of the shipped default model (``--long-run``) on
+    ``--long-clips`` short dev clips one by one and on one ``--long-min`` minute recording of other
+    dev clips joined with 0.5 s gaps, with and without the timeline: x real time and audio seconds
+    per CPU second of each, their ratio (goal >= 0.9), the RSS growth of the long file, the timeline's
+    accuracy against the clips' labels; ``--profile`` adds a cProfile of the long file
+    (``bench/long.py``).
+
+``--sections core,workers,encoders,long`` picks what runs (core = a, b, c).
 
 Configuration (VAD parameters and batch size, encoder, chunk size, clip limits) is
 composed from ``conf/extract.yaml`` exactly as ``python -m src.extract`` does;
@@ -99,10 +107,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the temp JSONL and the long WAV go (default: the system temp dir)")
     p.add_argument("--json", dest="json_path", default=None, metavar="OUT.json",
                    help="also save every figure to this JSON file")
-    p.add_argument("--sections", default="core,workers,encoders",
-                   help="comma-separated: core (a, b, c), workers (d), encoders (e) [%(default)s]")
+    p.add_argument("--sections", default="core,workers,encoders,long",
+                   help="comma-separated: core (a, b, c), workers (d), encoders (e), long (f) [%(default)s]")
     p.add_argument("--encoder-clips", type=int, default=24,
                    help="(e): embed the speech of this many clips per encoder [%(default)s]")
+    p.add_argument("--long-min", type=float, default=10.0,
+                   help="(f): minutes of the long recording made of joined dev clips [%(default)s]")
+    p.add_argument("--long-clips", type=int, default=40,
+                   help="(f): short clips classified one by one beside it [%(default)s]")
+    p.add_argument("--long-run", default="default",
+                   help="(f): the model, a run folder or `default` (the shipped one) [%(default)s]")
+    p.add_argument("--profile", action="store_true", help="(f): print a cProfile of the long file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -506,10 +521,14 @@ def main(argv: list[str] | None = None) -> int:
              torch.get_num_threads(), os.cpu_count())
 
     sections = set(args.sections.split(","))
-    if not sections <= {"core", "workers", "encoders"}:
-        raise SystemExit(f"--sections: unknown {sorted(sections - {'core', 'workers', 'encoders'})}")
+    if not sections <= {"core", "workers", "encoders", "long"}:
+        raise SystemExit(f"--sections: unknown {sorted(sections - {'core', 'workers', 'encoders', 'long'})}")
     if "core" not in sections:
-        return main_scale(args, cfg, all_clips, sections)
+        if sections & {"workers", "encoders"}:
+            main_scale(args, cfg, all_clips, sections, json_out="long" not in sections)
+        if "long" in sections:
+            main_long(args, manifest)
+        return 0
 
     segmenter = build_segmenter(cfg.vad)
     stock_model = load_silero_model()
@@ -584,9 +603,11 @@ def main(argv: list[str] | None = None) -> int:
                                         long["ratio"] <= GOAL_DECODE_MEMORY_RATIO)
     results["goals"] = {k: {"measured": m, "goal": g, "pass": ok} for k, (m, g, ok) in goals.items()}
     print_report(results, goals)
-    if sections - {"core"}:
+    if sections & {"workers", "encoders"}:
         del waves, clips
         results["scale"] = main_scale(args, cfg, all_clips, sections, json_out=False)
+    if "long" in sections:
+        results["long"] = main_long(args, manifest, json_out=False)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2, default=str))
         log.info("figures saved to %s", args.json_path)
@@ -617,6 +638,32 @@ def main_scale(args, cfg, all_clips, sections: set[str], json_out: bool = True):
         out["encoders"] = bench_encoders(speech, sizes, args.repeats, tmp_dir)
     out["loadavg_end"] = loadavg()
     print_scale(out, args)
+    if json_out and args.json_path:
+        Path(args.json_path).write_text(json.dumps(out, indent=2, default=str))
+    return out if not json_out else 0
+
+
+def main_long(args, manifest: Path, json_out: bool = True):
+    """Section (f): a long recording vs short clips (``bench/long.py``), with its own table."""
+    from bench.long import bench_long, print_long
+    from src.data.manifest import read_manifest
+    from src.inference.pipeline import GenderPipeline
+    from src.inference.pretrained import resolve_model
+
+    clips = read_manifest(manifest)
+    short = pick(clips, args.long_clips)
+    rest = [c for c in clips if c not in short]
+    pipe = GenderPipeline.from_run(resolve_model(args.long_run, "runs"))
+    check_threads(args.threads, "(f) after loading the model")
+    log.info("(f) long file: %g min vs %d short clips, model %s", args.long_min, len(short), pipe.model_name)
+    out = {"loadavg_start": loadavg(), "model": pipe.model_name}
+    out.update(bench_long(pipe, short, rest, args.long_min, args.repeats, args.profile))
+    out["loadavg_end"] = loadavg()
+    rows: list = []
+    print(f"\n{os.cpu_count()} CPUs, torch {torch.get_num_threads()} thread(s); load average {out['loadavg_start']} "
+          f"-> {out['loadavg_end']}; best of {args.repeats} run(s); model {out['model']}")
+    print_long(out, rows)
+    print("\n" + table(rows))
     if json_out and args.json_path:
         Path(args.json_path).write_text(json.dumps(out, indent=2, default=str))
     return out if not json_out else 0

@@ -4,6 +4,7 @@
     python bench/serve.py                                     # newest resemblyzer run, concurrency 1 4 8
     python bench/serve.py --run runs/resemblyzer-... --requests 60 --json serve.json
     python bench/serve.py --data ../shared/data/dev --concurrency 1 2 4 8 16
+    python bench/serve.py --run models/default --sections soak,slow --soak-s 600   # memory over 10 minutes
 
 A real uvicorn server (``python -m src.serve run=<run> port=<free>``, ``--threads`` torch
 threads) is started on a free loopback port and stopped at the end. Two measurements:
@@ -18,6 +19,14 @@ threads) is started on a free loopback port and stopped at the end. Two measurem
   clips joined, ``--stream-s`` seconds) in 0.1 s frames as fast as the socket takes them (a
   sender thread), then the end frame; events per second and audio seconds per wall second
   from the first frame to the ``end`` message.
+
+* soak and slow bodies (``--sections soak,slow``; ``bench/soak.py``): a server (the last
+  ``--model-workers``, with ``upload_idle_timeout_s`` / ``upload_timeout_s`` set to
+  ``--slow-idle-s`` / ``--slow-total-s``) under mixed uploads and streams for ``--soak-s``
+  seconds or ``--soak-requests`` requests, its RSS (and its model workers') sampled every
+  ``--soak-sample-every`` requests: a table, the slope over the second half and a PNG in
+  ``--out-dir``; then uploads whose body stalls, which must get 408 while normal uploads are
+  still answered.
 
 The machine's load average at start and end is printed: on a shared machine the figures are
 pessimistic. Timings use ``time.perf_counter``.
@@ -49,6 +58,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from bench.soak import slow_table, soak_table  # noqa: E402
 from src.data.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
 from src.models.run_folder import resolve_run  # noqa: E402
 
@@ -73,6 +83,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-workers", type=int, nargs="+", default=[1, 2],
                    help="serve with each of these model_workers in turn, side by side (default: 1 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: 1, as conf/serve.yaml)")
+    p.add_argument("--sections", default="uploads,soak,slow",
+                   help="comma-separated: uploads (and the stream), soak, slow (default: uploads,soak,slow)")
+    p.add_argument("--soak-s", type=float, default=180.0, help="soak: at most this many seconds (default: 180)")
+    p.add_argument("--soak-requests", type=int, default=2000, help="soak: at most this many requests (default: 2000)")
+    p.add_argument("--soak-clients", type=int, default=4, help="soak: client threads (default: 4)")
+    p.add_argument("--soak-stream-every", type=int, default=7,
+                   help="soak: every Nth request is a WebSocket stream (default: 7; 0: none)")
+    p.add_argument("--soak-stream-s", type=float, default=10.0, help="soak: seconds of audio per stream (default: 10)")
+    p.add_argument("--soak-sample-every", type=int, default=25, help="soak: RSS every N requests (default: 25)")
+    p.add_argument("--slow-n", type=int, default=4, help="slow: stalled uploads (plus one trickling) (default: 4)")
+    p.add_argument("--slow-idle-s", type=float, default=5.0,
+                   help="slow: the server's upload_idle_timeout_s for soak and slow (default: 5)")
+    p.add_argument("--slow-total-s", type=float, default=15.0,
+                   help="slow: the server's upload_timeout_s for soak and slow (default: 15)")
+    p.add_argument("--out-dir", default=str(REPO_DIR / "outputs" / "bench-serve"),
+                   help="where the soak's PNG and JSON go (default: outputs/bench-serve, not in git)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
     return p.parse_args(argv)
 
@@ -105,11 +131,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int | None = None
-                 ) -> tuple[subprocess.Popen, str]:
+def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int | None = None,
+                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(log_dir / "serve.log", "w")
-    more = [f"model_workers={model_workers}"] if model_workers else []
+    more = ([f"model_workers={model_workers}"] if model_workers else []) + list(extra)
     proc = subprocess.Popen([sys.executable, "-m", "src.serve", f"run={run_dir}", "host=127.0.0.1", f"port={port}",
                              f"num_threads={threads}", "log_level=warning", f"hydra.run.dir={log_dir}", *more],
                             cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
@@ -261,7 +287,10 @@ def main(argv: list[str] | None = None) -> dict:
                      "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
                      "load_avg_start": [round(x, 2) for x in load_start], "uploads": []}
     results["by_model_workers"] = {}
-    for workers in args.model_workers:
+    sections = set(args.sections.split(","))
+    if not sections <= {"uploads", "soak", "slow"}:
+        raise SystemExit(f"--sections: unknown {sorted(sections - {'uploads', 'soak', 'slow'})}")
+    for workers in (args.model_workers if "uploads" in sections else []):
         print(f"model_workers={workers}", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
             proc, url = start_server(run_dir, args.threads, Path(tmp), workers)
@@ -285,13 +314,56 @@ def main(argv: list[str] | None = None) -> dict:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         results["by_model_workers"][workers] = levels
-    results["uploads"] = results["by_model_workers"][args.model_workers[-1]]
+    if "uploads" in sections:
+        results["uploads"] = results["by_model_workers"][args.model_workers[-1]]
+    if sections & {"soak", "slow"}:
+        soak_and_slow(args, run_dir, bodies, joined, sections, results)
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"load average at the end {results['load_avg_end'][0]:.2f}\n")
-    print(markdown(results))
+    if "uploads" in sections:
+        print(markdown(results))
+    if "soak" in results:
+        print(f"\nsoak: model_workers={results['soak']['model_workers']}, {results['soak']['clients']} clients, "
+              f"{results['soak']['requests']} requests in {results['soak']['wall_s']:.0f} s; plot: "
+              f"{results['soak']['plot']}\n" + soak_table(results["soak"]))
+    if "slow" in results:
+        print("\n" + slow_table(results["slow"]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results
+
+
+def soak_and_slow(args, run_dir: Path, bodies: list[bytes], joined: np.ndarray, sections: set[str],
+                  results: dict) -> None:
+    """One server for both: the soak's RSS curve, then the stalled bodies."""
+    from bench.soak import plot_soak, slow_body, soak
+
+    workers = args.model_workers[-1]
+    extra = (f"upload_idle_timeout_s={args.slow_idle_s:g}", f"upload_timeout_s={args.slow_total_s:g}")
+    stream_wave = joined[:int(args.soak_stream_s * SAMPLE_RATE_HZ)]
+    out_dir = Path(args.out_dir)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        proc, url = start_server(run_dir, args.threads, Path(tmp), workers, extra)
+        try:
+            upload_level(url, bodies, 1, 2)  # warm-up
+            if "soak" in sections:
+                print(f"soak: model_workers={workers}, up to {args.soak_s:g} s or {args.soak_requests} requests",
+                      flush=True)
+                r = soak(url, proc.pid, bodies, stream_wave, args.soak_s, args.soak_requests, args.soak_clients,
+                         args.soak_stream_every, args.soak_sample_every)
+                r.update({"model_workers": workers, "clients": args.soak_clients,
+                          "plot": str(plot_soak(r, out_dir / "soak-rss.png"))})
+                (out_dir / "soak.json").write_text(json.dumps(r, indent=2))
+                results["soak"] = r
+            if "slow" in sections:
+                print(f"slow bodies: {args.slow_n} stalled + 1 trickling", flush=True)
+                results["slow"] = slow_body(url, bodies, args.slow_n, args.slow_idle_s, args.slow_total_s)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 if __name__ == "__main__":

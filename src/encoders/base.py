@@ -39,6 +39,22 @@ class Encoder(Protocol):
         ...
 
 
+def embed_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+    """The vectors of ``signal[a:b]`` for each ``(a, b)`` in ``bounds`` (samples) -> (len(bounds), dim)
+    float32. Pass ``signal`` with its DC offset removed.
+
+    Many overlapping windows of one signal (a timeline's) are what this is for: an encoder with its
+    own ``embed_slices(signal, bounds)`` computes them at once (eGeMAPS: one openSMILE pass over the
+    signal, functionals per window; close to, not equal to, ``embed`` on each slice); any other gets
+    ``embed`` on the slices, each slice's own DC offset removed, as ``GenderPipeline.features`` does.
+    """
+    own = getattr(encoder, "embed_slices", None)
+    if own is not None:
+        return own(signal, bounds)
+    slices = [signal[a:b] for a, b in bounds]
+    return encoder.embed([s - np.float32(s.mean(dtype=np.float64)) for s in slices])
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
     if device == "auto":

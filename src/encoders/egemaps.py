@@ -9,10 +9,15 @@ C++ engine (the binary ships in the ``opensmile`` wheel) on the VAD speech.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 SAMPLE_RATE_HZ = 16_000
 DIM = 88
+SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
+SLICE_TAIL_PAD_S = 0.1  # zeros after the signal, so the last windows' LLD frames exist
 
 
 class EgemapsEncoder:
@@ -43,4 +48,39 @@ class EgemapsEncoder:
         """(B,) waveforms at 16 kHz -> (B, 88) float32 (non-finite values, e.g. of an unvoiced clip, become 0)."""
         out = np.stack([self.smile.process_signal(np.asarray(w, np.float32), SAMPLE_RATE_HZ).to_numpy()[0]
                         for w in waves]).astype(np.float32)
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        return _finite(out)
+
+    def embed_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """The functionals of ``signal[a:b]`` for each ``(a, b)`` (samples) from ONE openSMILE pass:
+        the low-level descriptors are computed once over the whole signal and openSMILE's own
+        functionals component summarises them per window (``frameMode = list``).
+
+        A timeline scores overlapping 1.5 s windows every 0.5 s: one ``process_signal`` per window
+        cost ~26 ms (5 ms of it setting openSMILE up) and computed every descriptor three times; this
+        is ~4x faster. The values are close to ``embed`` on each slice, not equal: here a window's
+        first descriptor frames see the speech before it (``embed`` sees silence), and its frames
+        are openSMILE's 10 ms grid. With the shipped default model on 5 minutes of dev clips joined
+        (432 windows) the windows' p(male) moved by 0.031 on average (99th percentile 0.34), 95.6 %
+        kept their label and the timeline was as often right (``tests/test_timeline_windows.py``).
+        """
+        if not bounds:
+            return np.zeros((0, DIM), np.float32)
+        import opensmile
+
+        sr = SAMPLE_RATE_HZ
+        frames = ",".join(f"{a / sr:.4f}s-{max(a / sr + 0.01, b / sr - SLICE_END_TRIM_S):.4f}s" for a, b in bounds)
+        with tempfile.TemporaryDirectory(prefix="egemaps-") as tmp:
+            conf = Path(tmp) / "frame-list.conf.inc"
+            conf.write_text(f"frameMode = list\nframeList = {frames}\nframeCenterSpecial = left\n")
+            smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                    feature_level=opensmile.FeatureLevel.Functionals,
+                                    options={"frameModeFunctionalsConf": str(conf)})
+            padded = np.concatenate([np.asarray(signal, np.float32), np.zeros(int(SLICE_TAIL_PAD_S * sr), np.float32)])
+            out = smile.process_signal(padded, sr).to_numpy().astype(np.float32)
+        if len(out) != len(bounds):  # never seen; the per-window calls are always right
+            return self.embed([signal[a:b] for a, b in bounds])
+        return _finite(out)
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.encoders.base import Encoder
+from src.encoders.base import Encoder, embed_slices
 
 
 class FusionEncoder:
@@ -46,3 +46,8 @@ class FusionEncoder:
     def embed(self, waves: list[np.ndarray]) -> np.ndarray:
         """(B,) waveforms at 16 kHz -> (B, sum of the parts' dims) float32."""
         return np.concatenate([p.embed(waves) for p in self.parts], axis=1).astype(np.float32)
+
+    def embed_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """The fused vectors of ``signal[a:b]`` for each ``(a, b)``: each part's own way
+        (:func:`src.encoders.base.embed_slices`), concatenated."""
+        return np.concatenate([embed_slices(p, signal, bounds) for p in self.parts], axis=1).astype(np.float32)

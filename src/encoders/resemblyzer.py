@@ -44,7 +44,7 @@ class ResemblyzerEncoder:
         stays bounded (a 30-minute recording held 2.4 GB in one forward of its 1,800 partials).
         """
         import torch
-        from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+        from resemblyzer.audio import normalize_volume
 
         mels, owner = [], []
         for i, w in enumerate(waves):
@@ -52,7 +52,7 @@ class ResemblyzerEncoder:
             wav_slices, mel_slices = self.model.compute_partial_slices(len(w), self.rate, 0.75)
             if wav_slices[-1].stop >= len(w):
                 w = np.pad(w, (0, wav_slices[-1].stop - len(w)), "constant")
-            mel = wav_to_mel_spectrogram(w)
+            mel = mel_spectrogram(w)
             mels.extend(mel[s] for s in mel_slices)
             owner.extend([i] * len(mel_slices))
         partials = np.empty((len(mels), self.dim), np.float32)
@@ -65,3 +65,30 @@ class ResemblyzerEncoder:
         np.add.at(sums, owner, partials)
         means = sums / np.bincount(owner, minlength=len(waves))[:, None]
         return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+
+
+MEL_N_FFT, MEL_HOP = 400, 160  # Resemblyzer's 25 ms window and 10 ms step at 16 kHz
+MEL_CHUNK_FRAMES = 6000  # 60 s of frames per STFT
+
+
+def mel_spectrogram(wave: np.ndarray, chunk_frames: int = MEL_CHUNK_FRAMES) -> np.ndarray:
+    """Resemblyzer's ``wav_to_mel_spectrogram`` (frames, 40), the same numbers, in pieces of
+    ``chunk_frames`` frames: the STFT of a whole 30-minute recording alone held ~440 MB (complex
+    spectrum and power), a piece holds ~15 MB. Each frame sees the same samples as in one pass
+    (librosa's centred frames: zero padding of half a window at both ends), so the result is
+    identical (``tests/test_timeline_windows.py``)."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    n = 1 + len(wave) // MEL_HOP
+    if n <= chunk_frames:
+        return wav_to_mel_spectrogram(wave)
+    import librosa
+
+    padded = np.pad(wave, (MEL_N_FFT // 2, MEL_N_FFT // 2))
+    out = np.empty((n, 40), np.float32)
+    for f0 in range(0, n, chunk_frames):
+        f1 = min(n, f0 + chunk_frames)
+        piece = padded[f0 * MEL_HOP:(f1 - 1) * MEL_HOP + MEL_N_FFT]
+        out[f0:f1] = librosa.feature.melspectrogram(y=piece, sr=16_000, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
+                                                    n_mels=40, center=False).astype(np.float32).T
+    return out

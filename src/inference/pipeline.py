@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
-from src.encoders.base import Encoder
+from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
@@ -208,30 +208,48 @@ class GenderPipeline:
 
     def timeline(self, wave: np.ndarray, segments: list[dict[str, int]]) -> list[Segment]:
         """Label speech hop by hop (window of speech around each hop, smoothed), then merge runs."""
+        tp = self.timeline_params
+        scored, bounds, speech = self.timeline_windows(wave, segments)
+        if not scored:
+            return []
+        x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
+        p_male = self.classifier.predict_proba(x)[:, CLASSES.index("male")]
+        p = smooth(p_male, tp.smooth_hops)
+        out = merge_gaps(merge_hops(np.array(scored), p, tp.hop_s, self.label_for), tp.merge_gap_s)
+        duration_s = math.floor(len(wave) / SAMPLE_RATE_HZ * 1000) / 1000  # the last hop may run past the end
+        if out[-1].end_s > duration_s:
+            out[-1].speech_s = round(max(0.0, out[-1].speech_s - (out[-1].end_s - duration_s)), 3)
+            out[-1].end_s = duration_s
+        return out
+
+    def timeline_windows(self, wave: np.ndarray, segments: list[dict[str, int]]
+                         ) -> tuple[list[int], list[tuple[int, int]], np.ndarray]:
+        """The hops a timeline scores: their indices, each one's window as ``(start, end)`` samples
+        of ``speech``, and ``speech`` itself (the VAD segments joined, DC offset removed).
+
+        A hop is scored when at least half of it is speech; its window is the speech within
+        ``window_s`` around its centre, if there is ``min_window_speech_s`` of it. That speech,
+        ``wave[lo:hi][speech_mask[lo:hi]]``, is one stretch of the joined speech, so the windows are
+        slices of one signal and an encoder can compute them in one pass.
+        """
         tp, sr = self.timeline_params, SAMPLE_RATE_HZ
         hop, half = int(tp.hop_s * sr), int(tp.window_s * sr / 2)
         speech_mask = np.zeros(len(wave), bool)
         for s in segments:
             speech_mask[s["start"]:s["end"]] = True
-        centres = np.arange(hop // 2, len(wave), hop)
-        windows, scored = [], []
-        for k, c in enumerate(centres):
+        before = np.concatenate([[0], np.cumsum(speech_mask)])  # speech samples before each sample
+        bounds, scored = [], []
+        for k, c in enumerate(np.arange(hop // 2, len(wave), hop)):
             lo, hi = max(0, c - half), min(len(wave), c + half)
             if speech_mask[max(0, c - hop // 2):c + hop // 2].mean() < 0.5:
                 continue  # this hop is not speech
-            w = wave[lo:hi][speech_mask[lo:hi]]
-            if len(w) >= tp.min_window_speech_s * sr:
-                windows.append(w)
+            if before[hi] - before[lo] >= tp.min_window_speech_s * sr:
+                bounds.append((int(before[lo]), int(before[hi])))
                 scored.append(k)
-        if not scored:
-            return []
-        p = smooth(self.p_male(windows), tp.smooth_hops)
-        out = merge_gaps(merge_hops(np.array(scored), p, tp.hop_s, self.label_for), tp.merge_gap_s)
-        duration_s = math.floor(len(wave) / sr * 1000) / 1000  # the last hop may run past the end
-        if out[-1].end_s > duration_s:
-            out[-1].speech_s = round(max(0.0, out[-1].speech_s - (out[-1].end_s - duration_s)), 3)
-            out[-1].end_s = duration_s
-        return out
+        speech = wave[speech_mask]
+        if len(speech):
+            speech = speech - np.float32(speech.mean(dtype=np.float64))
+        return scored, bounds, speech
 
 
 def smooth(p: np.ndarray, n: int) -> np.ndarray:

@@ -412,19 +412,9 @@ def write_long_wav(path: Path, waves: list[np.ndarray], minutes: float, rate_hz:
     return frames, time.perf_counter() - t0
 
 
-def _vm_kb(field: str) -> int | None:
-    """A ``/proc/self/status`` memory field in kB (Linux), else None."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def bench_long_decode(waves: list[np.ndarray], minutes: float, tmp_dir: Path, max_duration_s: float) -> dict:
     """tracemalloc peak of ``load_audio`` on a long 48 kHz stereo WAV vs its 16 kHz mono float32 size."""
+    from bench.long import vm_kb
     from src.data.audio import SAMPLE_RATE_HZ, load_audio
 
     path = tmp_dir / "long-48k-stereo.wav"
@@ -438,7 +428,7 @@ def bench_long_decode(waves: list[np.ndarray], minutes: float, tmp_dir: Path, ma
             hwm_reset = True
         except OSError:
             hwm_reset = False
-        rss_before_kb = _vm_kb("VmRSS")
+        rss_before_kb = vm_kb("VmRSS")
         tracemalloc.start()
         tracemalloc.reset_peak()
         t0 = time.perf_counter()
@@ -446,7 +436,7 @@ def bench_long_decode(waves: list[np.ndarray], minutes: float, tmp_dir: Path, ma
         decode_s = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        hwm_kb = _vm_kb("VmHWM") if hwm_reset else None
+        hwm_kb = vm_kb("VmHWM") if hwm_reset else None
         out_bytes = wave.nbytes
         del wave
     finally:

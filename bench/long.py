@@ -46,7 +46,8 @@ def long_recording(clips, minutes: float, sample_rate_hz: int = 16_000) -> tuple
     return np.concatenate(parts)[:want], truth
 
 
-def _vm_kb(field: str) -> int | None:
+def vm_kb(field: str) -> int | None:
+    """A ``/proc/self/status`` memory field in kB (Linux), else None."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -94,13 +95,13 @@ def bench_long(pipe, short_clips, long_clips, minutes: float, repeats: int, prof
             s_wall, s_cpu = time.perf_counter() - t, time.process_time() - c
             try:
                 Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM
-                rss0 = _vm_kb("VmRSS")
+                rss0 = vm_kb("VmRSS")
             except OSError:
                 rss0 = None
             t, c = time.perf_counter(), time.process_time()
             result = pipe.classify_wave(wave, timeline=timeline)
             l_wall, l_cpu = time.perf_counter() - t, time.process_time() - c
-            hwm = _vm_kb("VmHWM")
+            hwm = vm_kb("VmHWM")
             log.info("(f) %s: short %.1f s (cpu %.1f), long %.1f s (cpu %.1f)", key, s_wall, s_cpu, l_wall, l_cpu)
             if not best or s_cpu + l_cpu < best["short_cpu_s"] + best["long_cpu_s"]:
                 best = {"short_wall_s": s_wall, "short_cpu_s": s_cpu, "long_wall_s": l_wall, "long_cpu_s": l_cpu,

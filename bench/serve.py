@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stream-s", type=float, default=60.0, help="seconds of audio on the WebSocket (default: 60)")
     p.add_argument("--model-workers", type=int, nargs="+", default=[1, 2],
                    help="serve with each of these model_workers in turn, side by side (default: 1 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: 1, as conf/serve.yaml)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads in the server (default: 1, as conf/serve.yaml)")
     p.add_argument("--sections", default="uploads,soak,slow",
                    help="comma-separated: uploads (and the stream), soak, slow (default: uploads,soak,slow)")
     p.add_argument("--soak-s", type=float, default=180.0, help="soak: at most this many seconds (default: 180)")
@@ -261,7 +262,8 @@ def markdown(results: dict) -> str:
                           f"{ratio:.2f}x (p95 {most['p95_ms']:.0f} ms vs {one['p95_ms']:.0f} ms) | "
                           f">= {GOAL_CLIENTS_RATIO:g}x | {'PASS' if ratio >= GOAL_CLIENTS_RATIO else 'MISS'} |")
             if one["server_cpu_ms_per_upload"] and most["server_cpu_ms_per_upload"]:
-                idle = min(workers, results["cpus"]) * one["server_cpu_ms_per_upload"] / most["server_cpu_ms_per_upload"]
+                per_upload = one["server_cpu_ms_per_upload"] / most["server_cpu_ms_per_upload"]
+                idle = min(workers, results["cpus"]) * per_upload
                 ratios.append(f"| same, from server CPU ms per upload, if {min(workers, results['cpus'])} idle "
                               f"core(s) were kept busy (and one client kept one busy) | {idle:.2f}x | | |")
     if ratios:

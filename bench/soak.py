@@ -267,7 +267,8 @@ def slow_body(url: str, bodies: list[bytes], n_stalled: int, idle_timeout_s: flo
 
 def slow_table(r: dict) -> str:
     out = [(f"slow bodies (server upload_idle_timeout_s={r['idle_timeout_s']:g}, upload_timeout_s="
-            f"{r['total_timeout_s']:g}):"), "| connection | answer | after (s) | connection closed |", "|---|---|---:|---|"]
+            f"{r['total_timeout_s']:g}):"), "| connection | answer | after (s) | connection closed |",
+           "|---|---|---:|---|"]
     for c in r["connections"]:
         ans = c.get("answer", "")
         err = json.loads(ans).get("error", "") if ans.startswith("{") and ans.endswith("}") else ""

@@ -157,6 +157,15 @@ def start_server(run_dir: Path, threads: int, log_dir: Path, model_workers: int 
         time.sleep(0.3)
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Terminate the server (SIGTERM: a clean shutdown), killing it after 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def process_cpu_s(pid: int | None) -> float:
     """User + system CPU seconds so far of a process and its live descendants (the model worker
     processes; Linux ``/proc``; 0 elsewhere)."""
@@ -310,11 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"  stream: {results['stream']['events']} events in {results['stream']['wall_s']} s",
                           flush=True)
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
         results["by_model_workers"][workers] = levels
     if "uploads" in sections:
         results["uploads"] = results["by_model_workers"][args.model_workers[-1]]
@@ -361,11 +366,7 @@ def soak_and_slow(args, run_dir: Path, bodies: list[bytes], joined: np.ndarray, 
                 print(f"slow bodies: {args.slow_n} stalled + 1 trickling", flush=True)
                 results["slow"] = slow_body(url, bodies, args.slow_n, args.slow_idle_s, args.slow_total_s)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 if __name__ == "__main__":

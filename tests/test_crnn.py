@@ -12,7 +12,7 @@ import torch
 from src.inference.pipeline import GenderPipeline
 from src.models.crnn import CRNN
 from src.train import run_train
-from src.training.embedding_head import PREDICTIONS_NAME
+from src.models.run_folder import PREDICTIONS_NAME
 
 from test_train import compose_cfg
 

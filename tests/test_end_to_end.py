@@ -18,7 +18,7 @@ from src.inference.run_model import load_run_model
 from src.models.checkpoint import CHECKPOINT_NAME, END_TO_END, TrainedClassifier, read_checkpoint
 from src.models.frontends import LogMel
 from src.train import run_train
-from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 from test_train import compose_cfg
 

@@ -19,8 +19,7 @@ from src.compare import compare_runs
 from src.train import run_train
 from src.data.speech import CropAugmentParams, augment, random_crop
 from src.training.age_bands import AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics
-from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME
-from src.models.run_folder import resolve_run
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, resolve_run
 
 from test_train import compose_cfg
 

@@ -35,8 +35,7 @@ from src.labels import SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
 from src.training.dataset import DatasetError, load_embedding_set
-from src.training.embedding_head import METRICS_NAME, PREDICTIONS_NAME
-from src.models.run_folder import RunError, resolve_run
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError, resolve_run
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_MANIFEST_PATH = REPO_DIR / "data" / "sample" / "manifest.csv"

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio, without_dc
 from src.data.manifest import Clip
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def decode_speech(clips: list[Clip], segmenter: Segmenter, min_clip_s: float, mi
                 skipped["too_short"] += 1
                 continue
             chunk.append(c)
-            waves.append(w - np.float32(w.mean(dtype=np.float64)))
+            waves.append(without_dc(w))
         for c, s in zip(chunk, segmenter.speech_only(waves)):
             if len(s) < min_speech_s * SAMPLE_RATE_HZ:
                 skipped["no_speech"] += 1

@@ -128,9 +128,9 @@ def prepare_commonvoice_mel128(features_dir: str | Path, embeddings_dir: str | P
         remove_outputs(embeddings_dir, MEL128_ENCODER)  # other options: rewrite
     # through the store's writer: a killed run resumes from its last whole line; the done marker comes last
     with JsonlWriter(path, meta) as writer:
-        todo = [(r, s) for r, s in zip(rows, splits) if r["clip"] not in writer.done_ids]
-        for r, split in todo:
-            writer.write(feature_record(r, split, x[int(r["row"])]))
+        for r, split in zip(rows, splits):
+            if r["clip"] not in writer.done_ids:
+                writer.write(feature_record(r, split, x[int(r["row"])]))
     mark_done(path, meta["config_hash"], ids, 0, 1)
     counts = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
     log.info("wrote %s: %d clips, protocol %s, %s", path, len(rows), protocol, counts)

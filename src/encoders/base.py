@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from src.data.audio import without_dc
+
 
 class EncoderLoadError(RuntimeError):
     """Weights that cannot be loaded; the message says which setting supplies a local copy."""
@@ -52,7 +54,7 @@ def embed_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, i
     if own is not None:
         return own(signal, bounds)
     slices = [signal[a:b] for a, b in bounds]
-    return encoder.embed([s - np.float32(s.mean(dtype=np.float64)) for s in slices])
+    return encoder.embed([without_dc(s) for s in slices])
 
 
 def resolve_device(device: str) -> torch.device:

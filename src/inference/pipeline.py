@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample, without_dc
 from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
@@ -143,7 +143,7 @@ class GenderPipeline:
 
     def features(self, speech: list[np.ndarray]) -> np.ndarray:
         """The encoder's vectors of speech signals, each signal's DC offset removed first."""
-        return self.encoder.embed([s - np.float32(s.mean(dtype=np.float64)) for s in speech])
+        return self.encoder.embed([without_dc(s) for s in speech])
 
     def __call__(self, audio: str | Path | np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
                  timeline: bool = False) -> GenderResult:
@@ -246,10 +246,7 @@ class GenderPipeline:
             if before[hi] - before[lo] >= tp.min_window_speech_s * sr:
                 bounds.append((int(before[lo]), int(before[hi])))
                 scored.append(k)
-        speech = wave[speech_mask]
-        if len(speech):
-            speech = speech - np.float32(speech.mean(dtype=np.float64))
-        return scored, bounds, speech
+        return scored, bounds, without_dc(wave[speech_mask])
 
 
 def smooth(p: np.ndarray, n: int) -> np.ndarray:

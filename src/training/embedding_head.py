@@ -27,8 +27,7 @@ from src.training.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
 from src.training.loop import History, TrainerParams, seed_everything, train_classifier
 from src.training.metrics import weighted_log_loss
-from src.training.outputs import finish_run, run_metrics, split_metrics, write_predictions  # noqa: F401
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME  # noqa: F401 (re-exported)
+from src.training.outputs import finish_run, run_metrics, split_metrics
 from src.training.splits import make_splits, split_counts
 
 log = logging.getLogger(__name__)

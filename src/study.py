@@ -4,6 +4,14 @@ table, mean +- sd over seeds.
     python -m src.study                                          # dev -> speechocean762, 5 seeds
     python -m src.study 'only=[resemblyzer-fnn,acoustic-pitch]' 'seeds=[0,1]'
     python -m src.study protocol=loco train_data=mix             # leave one corpus out, each in turn
+    python -m src.study protocol=cv train_data=mix               # nested speaker-grouped CV (model selection)
+    python -m src.study protocol=cv -m hparams_search=linear     # Optuna sweep: each trial returns the CV objective
+
+``protocol=cv`` (``src/training/cv_study.py``): every speaker of ``train_data``'s sources is
+tested once per repeat; with ``cv.nested=true`` each outer fold chooses its recipe by an Optuna
+search over inner folds of its training speakers (the space of ``conf/hparams_search/<cv.search>``),
+with ``cv.nested=false`` (what a sweep trial does) the one ``recipe`` is cross-validated and the
+declared objective returned to the sweeper.
 
 ``protocol=cross``: each system is trained on ``train_data`` (held-out speakers are its test
 split) and every run is applied as it is to each ``eval_data`` source. ``protocol=loco``: for
@@ -103,8 +111,9 @@ def run_loco(name: str, overrides: Sequence[str], compose_: Compose, train_data:
     return results
 
 
-def run_study(cfg: DictConfig) -> Path:
-    """Run (or resume) every selected system; write the table; return the markdown file."""
+def run_study(cfg: DictConfig) -> Path | float:
+    """Run (or resume) every selected system; write the table; return the markdown file (a
+    ``protocol=cv`` trial: the objective, for the sweeper)."""
     set_threads(cfg.num_threads)
     # each step gets the study's paths as written (embeddings_dir names ${data.name}) and threads
     shared = [f"paths.{k}='{v}'" for k, v in OmegaConf.to_container(cfg.paths, resolve=False).items()]
@@ -113,8 +122,12 @@ def run_study(cfg: DictConfig) -> Path:
     unknown = set(cfg.only or []) - set(systems)
     if unknown:
         raise ValueError(f"only={sorted(unknown)}: not in systems ({', '.join(systems)})")
-    if cfg.protocol not in ("cross", "loco"):
-        raise ValueError(f"protocol={cfg.protocol!r}: cross or loco")
+    if cfg.protocol not in ("cross", "loco", "cv"):
+        raise ValueError(f"protocol={cfg.protocol!r}: cross, loco or cv")
+    if cfg.protocol == "cv":
+        from src.training.cv_study import run_cv
+
+        return run_cv(cfg, lambda overrides: compose("train", overrides=[*shared, *overrides]))
     chosen = {name: o for name, o in systems.items() if not cfg.only or name in cfg.only}
     train_only = list(cfg.train_overrides or [])
 
@@ -146,8 +159,9 @@ def write_table(table: pd.DataFrame, out: Path) -> Path:
 
 
 @verb("study")
-def main(cfg: DictConfig) -> None:
-    run_study(cfg)
+def main(cfg: DictConfig) -> float | None:
+    out = run_study(cfg)
+    return out if isinstance(out, float) else None  # a sweep trial's objective goes back to the sweeper
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ class TrainedClassifier:
         temperature: logits are divided by this before the softmax (1.0 = uncalibrated).
         threshold: p(male) at or above which the answer is male.
         encoder: the encoder's identity (name, dim, weights, config_hash).
+        output_temperatures: a temperature on the final answer per *predicted* age group (``"*"``:
+            any other), fitted on out-of-fold predictions by model selection; empty: none.
+        unknown_below: ``unknown`` under this top calibrated probability; ``group_unknown_below``
+            the same per predicted age group (``"*"``: any other), when model selection set them.
     """
 
     model: Any
@@ -74,6 +78,8 @@ class TrainedClassifier:
     group_heads: dict[str, TrainedClassifier] = field(default_factory=dict)
     ood: OodGate | None = None
     unknown_below: float = 0.6
+    output_temperatures: dict[str, float] = field(default_factory=dict)
+    group_unknown_below: dict[str, float] = field(default_factory=dict)
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
         """(N, dim) embeddings -> the model's normalised inputs."""
@@ -108,12 +114,30 @@ class TrainedClassifier:
             return softmax(logits)
         pooled = softmax(logits / self.temperatures(x)[:, None])
         if self.age_head is None or not self.group_heads:
-            return pooled
+            return self._output_calibrated(x, pooled)
         p_age = self.age_head.predict_proba(x)
         out = np.zeros_like(pooled)
         for j, g in enumerate(self.age_head.classes):
             out += p_age[:, [j]] * (self.group_heads[g].predict_proba(x) if g in self.group_heads else pooled)
-        return out
+        return self._output_calibrated(x, out)
+
+    def _per_predicted_group(self, x: np.ndarray, values: dict[str, float], default: float) -> np.ndarray:
+        if self.age_head is None:
+            return np.full(len(x), values.get("*", default))
+        return np.array([values.get(g, values.get("*", default)) for g in self.age_head.classes_of(x)])
+
+    def _output_calibrated(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if not self.output_temperatures:
+            return p
+        t = self._per_predicted_group(x, self.output_temperatures, 1.0)
+        return softmax(np.log(np.clip(p, PROBA_FLOOR, 1.0)) / t[:, None])
+
+    def unknown_thresholds(self, x: np.ndarray) -> np.ndarray:
+        """(N,) the top probability under which each row's answer is ``unknown``: its predicted age
+        group's threshold when model selection set one, else :attr:`unknown_below`."""
+        if not self.group_unknown_below:
+            return np.full(len(x), self.unknown_below)
+        return self._per_predicted_group(x, self.group_unknown_below, self.unknown_below)
 
     def classes_of(self, x: np.ndarray) -> list[str]:
         """The most probable class name of each row."""
@@ -161,7 +185,9 @@ class TrainedClassifier:
                    group_temperatures={k: float(v) for k, v in (blob.get("group_temperatures") or {}).items()},
                    group_heads={g: cls.from_blob(b) for g, b in (blob.get("group_heads") or {}).items()},
                    ood=OodGate(**blob["ood"]) if blob.get("ood") else None,
-                   unknown_below=float(blob.get("unknown_below", 0.6)))
+                   unknown_below=float(blob.get("unknown_below", 0.6)),
+                   output_temperatures={k: float(v) for k, v in (blob.get("output_temperatures") or {}).items()},
+                   group_unknown_below={k: float(v) for k, v in (blob.get("group_unknown_below") or {}).items()})
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedClassifier:

@@ -1,0 +1,126 @@
+"""Model selection the way it is judged: the stress conditions on real speech, intervals over
+speakers, ``python -m src.study protocol=cv`` (nested, resumable) and the Optuna sweep through
+Hydra, on the bundled sample with the real encoders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+
+from src.data.audio import load_audio
+from src.data.stress import CONDITIONS, change_tempo, loudest_crop, shift_pitch, stress
+from src.training.cv_metrics import speaker_bootstrap
+
+from test_train import REPO_DIR
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def median_f0(wave: np.ndarray) -> float:
+    import parselmouth
+
+    f0 = parselmouth.Sound(wave.astype(np.float64), 16_000).to_pitch_ac(pitch_floor=60, pitch_ceiling=500)
+    v = f0.selected_array["frequency"]
+    return float(np.median(v[v > 0]))
+
+
+@pytest.fixture(scope="module")
+def man_wave():
+    return load_audio(REPO_DIR / "data/sample/audio/vctk-p226/p226_011.flac", 16_000, 60.0)
+
+
+def test_pitch_shift_moves_f0_by_the_semitones_asked(man_wave):
+    before = median_f0(man_wave)
+    for semitones in (4.0, -3.0):
+        after = median_f0(shift_pitch(man_wave, semitones))
+        assert 12 * np.log2(after / before) == pytest.approx(semitones, abs=0.6)
+
+
+def test_stress_conditions_on_real_speech(man_wave):
+    n = len(man_wave)
+    assert len(change_tempo(man_wave, 1.3)) == pytest.approx(n / 1.3, rel=0.05)
+    assert len(change_tempo(man_wave, 1 / 1.3)) == pytest.approx(n * 1.3, rel=0.05)
+    crop = loudest_crop(man_wave, 1.5)
+    assert len(crop) == 24_000 and np.sqrt(np.mean(crop ** 2)) > np.sqrt(np.mean(man_wave ** 2))
+    others = [load_audio(REPO_DIR / "data/sample/audio/vctk-p225/p225_020.flac", 16_000, 60.0)] * 4
+    for c in CONDITIONS:
+        y = stress(man_wave, c, np.random.default_rng(0), "male", others)
+        assert y.dtype == np.float32 and np.isfinite(y).all() and np.abs(y).max() <= 0.99 + 1e-6
+        assert not np.allclose(y[: min(len(y), n)], man_wave[: min(len(y), n)], atol=1e-3), c
+    # a man is only ever raised, a woman only lowered
+    assert median_f0(stress(man_wave, "pitch", np.random.default_rng(1), "male")) > median_f0(man_wave)
+    assert median_f0(stress(man_wave, "pitch", np.random.default_rng(1), "female")) < median_f0(man_wave)
+    with pytest.raises(ValueError, match="unknown stress condition"):
+        stress(man_wave, "helium", np.random.default_rng(0), "male")
+
+
+def test_speaker_bootstrap_is_wide_for_few_speakers_and_narrow_for_many():
+    rng = np.random.default_rng(0)
+
+    def width(n_speakers: int) -> float:
+        spk = np.repeat(np.arange(n_speakers), 8)
+        y = (spk % 2).astype(int)
+        right = rng.random(len(spk)) < np.repeat(rng.uniform(0.4, 1.0, n_speakers), 8)  # speakers differ
+        lo, hi = speaker_bootstrap(y, right, spk)
+        assert lo <= right.mean() + 0.1 and hi >= right.mean() - 0.1
+        return hi - lo
+
+    assert width(7) > 0.3 and width(400) < 0.12
+
+
+def _cv_cfg(tmp_path, *overrides: str):
+    emb = tmp_path / "emb"
+    return compose("study", overrides=[
+        f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}", f"paths.runs_dir={tmp_path / 'runs'}",
+        f"paths.embeddings_dir={emb}/${{data.name}}", f"paths.analysis_dir={tmp_path / 'out'}",
+        "protocol=cv", "train_data=sample", "cv.folds=3", "cv.inner_folds=2", "cv.trials=2", "cv.n_jobs=1",
+        *overrides])
+
+
+def test_cv_nested_resumes_and_the_optuna_sweep_returns_the_objective(tmp_path, run_cli):
+    from src.extract import run_extract
+    from src.study import run_study
+    from src.stress import run_stress
+
+    with initialize_config_module(version_base="1.3", config_module="conf"):
+        base = [f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}",
+                f"paths.embeddings_dir={tmp_path / 'emb'}/${{data.name}}", "progress=false"]
+        run_stress(compose("stress", overrides=[*base, "data=sample", "clips_per_speaker=1",
+                                                "conditions=[pitch,telephone]"]))
+        for enc in ("resemblyzer_egemaps", "acoustic"):
+            for data in ("data=sample", "data=stress data.source=sample"):
+                run_extract(compose("extract", overrides=[*base, f"encoder={enc}", *data.split()]))
+        report = run_study(_cv_cfg(tmp_path))
+        assert report == tmp_path / "out" / "study-sample-cv-nested-linear-speakers.md"
+        result = json.loads(report.with_suffix(".json").read_text())
+        assert len(result["chosen"]) == 3 and all(c["trials"] == 2 for c in result["chosen"])
+        clean = result["metrics"]["clean"]
+        assert clean["all"]["speakers"] == 40  # every speaker tested once
+        assert {"adult", "child"} <= set(clean) and 0.5 <= clean["all"]["balanced_accuracy"] <= 1
+        assert clean["all"]["ci_low"] <= clean["all"]["balanced_accuracy"] <= clean["all"]["ci_high"]
+        assert set(result["metrics"]["condition"]) == {"pitch", "telephone"}
+        pred = pd.read_csv(f"{report.with_suffix('')}-predictions.csv")
+        assert pred[pred.condition == "clean"].groupby("speaker").fold.nunique().max() == 1
+        for _, g in pred.groupby("speaker"):  # a stressed copy is scored by its speaker's held-out fold
+            assert g.fold.nunique() == 1
+        folds = sorted((tmp_path / "runs" / "study-sample-cv").rglob("fold*.npz"))
+        stamps = [p.stat().st_mtime_ns for p in folds]
+        assert len(folds) == 3
+        run_study(_cv_cfg(tmp_path))
+        assert [p.stat().st_mtime_ns for p in folds] == stamps  # a rerun keeps finished folds
+
+    sweep = run_cli("src.study", "-m", "hparams_search=linear", "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.sampler.n_startup_trials=2", "train_data=sample", "cv.folds=3",
+                    f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}",
+                    f"paths.runs_dir={tmp_path / 'runs'}", f"paths.embeddings_dir={tmp_path / 'emb'}/${{data.name}}",
+                    f"paths.log_dir={tmp_path / 'logs'}", timeout_s=300)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    trials = pd.read_csv(tmp_path / "runs" / "study-sample-cv" / "trials.csv")
+    assert len(trials) == 2 and set(trials.search) == {"linear"} and trials.objective.notna().all()
+    results = yaml.safe_load(next((tmp_path / "logs").rglob("optimization_results.yaml")).read_text())
+    assert results["best_value"] == pytest.approx(trials.objective.max(), abs=1e-4)  # the sweeper got them

@@ -99,6 +99,7 @@ class GenderPipeline:
         self.segmenter = segmenter
         self.model_name = model_name
         self.unknown_below = classifier.unknown_below if unknown_below is None else unknown_below
+        self._own_thresholds = unknown_below is None  # the model's threshold per predicted age group
         self.min_speech_s = min_speech_s
         self.timeline_params = timeline_params
         self.max_duration_s = max_duration_s
@@ -128,9 +129,10 @@ class GenderPipeline:
         """The labels the classifier decides between (``unknown`` is the answer when it cannot)."""
         return CLASSES
 
-    def label_for(self, p_male: float) -> str:
-        """``male``/``female`` by the trained threshold, ``unknown`` when not confident enough."""
-        if max(p_male, 1.0 - p_male) < self.unknown_below:
+    def label_for(self, p_male: float, unknown_below: float | None = None) -> str:
+        """``male``/``female`` by the trained threshold, ``unknown`` when the top probability is under
+        ``unknown_below`` (default: the pipeline's)."""
+        if max(p_male, 1.0 - p_male) < (self.unknown_below if unknown_below is None else unknown_below):
             return UNKNOWN
         return "male" if p_male >= self.classifier.threshold else "female"
 
@@ -179,11 +181,12 @@ class GenderPipeline:
         x = self.features([speech])
         quality = assess(wave, speech, self.quality_params)  # clipped, short, noisy ...: confidence capped
         p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
-        result = GenderResult(self.label_for(p), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
+        below = float(self.classifier.unknown_thresholds(x)[0]) if self._own_thresholds else self.unknown_below
+        result = GenderResult(self.label_for(p, below), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
                               round(duration_s, 3), model=self.model_name, quality=quality.notes)
         if result.label == UNKNOWN:
             result.status = UNKNOWN
-            result.reason = f"not sure: top probability under {self.unknown_below:g}" + (
+            result.reason = f"not sure: top probability under {below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
         if self.classifier.outside(x)[0]:
             result.label, result.status = UNKNOWN, UNKNOWN

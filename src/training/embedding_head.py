@@ -38,7 +38,7 @@ def answer_columns(clf: TrainedClassifier, x: np.ndarray, p_cal: np.ndarray) -> 
     and like the training data), ``outside`` (the OOD gate) and, with an age head, the age group
     and its probability."""
     outside = clf.outside(x)
-    cols = {"answered": ((p_cal.max(axis=1) >= clf.unknown_below) & ~outside).astype(int),
+    cols = {"answered": ((p_cal.max(axis=1) >= clf.unknown_thresholds(x)) & ~outside).astype(int),
             "outside": outside.astype(int)}
     if clf.age_head is not None:
         pa = clf.age_head.predict_proba(x)

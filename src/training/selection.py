@@ -458,3 +458,17 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, space: SearchSpace, fix
 def recipes_table(chosen: Sequence[dict]) -> list[dict]:
     """The per-outer-fold choices without the calibration dicts (for a CSV)."""
     return [{k: v for k, v in c.items() if k != "calibration"} for c in chosen]
+
+
+def final_model(recipe: Recipe, data: CvData, n_folds: int = 10, seed: int = 0,
+                encoder_meta: dict | None = None) -> tuple[TrainedClassifier, Calibration, dict]:
+    """The model to ship: ``recipe`` trained on every speaker, calibrated from its own
+    ``n_folds``-fold out-of-fold answers (temperatures and ``unknown`` thresholds per predicted age
+    group); with those answers' metrics (a selection-biased figure when ``recipe`` was chosen on
+    the same folds: report the nested CV beside it)."""
+    from src.training.cv_metrics import summary
+
+    folds = speaker_folds(data, n_folds, seed)
+    _, _, pred, cal = cross_validate(recipe, data, folds, seed)
+    clf = fit_recipe(recipe, data, training_rows(data, np.ones(len(data), bool), recipe), seed, encoder_meta)
+    return apply_calibration(clf, cal), cal, summary(data, pred, ci=True)

@@ -1,7 +1,7 @@
 """Rebuild the shipped default model in ``models/default/`` by the declared selection procedure,
 end to end, from ``../shared/data`` (resumable: rerun after a kill and finished steps are kept).
 
-    python scripts/train_default_model.py [--linear-trials 40] [--fnn-trials 12] [--nested-trials 16]
+    python scripts/train_default_model.py [--linear-trials 30] [--fnn-trials 10] [--nested-trials 10]
 
 1. embeddings of every source of ``data=mix`` (``resemblyzer_egemaps`` and ``acoustic``: together every
    feature block a recipe can use);
@@ -61,9 +61,9 @@ def step(title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--linear-trials", type=int, default=40)
-    ap.add_argument("--fnn-trials", type=int, default=12)
-    ap.add_argument("--nested-trials", type=int, default=16)
+    ap.add_argument("--linear-trials", type=int, default=30)
+    ap.add_argument("--fnn-trials", type=int, default=10)
+    ap.add_argument("--nested-trials", type=int, default=10)
     ap.add_argument("--out", type=Path, default=REPO_DIR / "models" / "default")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -188,7 +188,7 @@ clips reach the group's goal: adults 97 %, teenagers 90 %, children 80 %; 0.9 wh
 """]
     if nested:
         m = nested["metrics"]
-        parts += ["Each of 10 outer folds chose its own recipe by an Optuna search (16 trials, linear space) on 3 "
+        parts += ["Each of 10 outer folds chose its own recipe by an Optuna search (10 trials, linear space) on 3 "
                   "inner folds of its training speakers only, calibrated from those inner out-of-fold answers, "
                   f"and was tested once (objective {nested['objective']:.4f}). 95 % intervals: bootstrap over "
                   "speakers.\n", _md(clean_table(m)), "\n### Stress conditions (held-out speakers' clips)\n",

@@ -14,7 +14,10 @@ from hydra import compose, initialize_config_module
 
 from src.data.audio import load_audio
 from src.data.stress import CONDITIONS, change_tempo, loudest_crop, shift_pitch, stress
+from src.models.checkpoint import TrainedClassifier
 from src.training.cv_metrics import speaker_bootstrap
+from src.training.cv_study import load_data
+from src.training.selection import Recipe, final_model
 
 from test_train import REPO_DIR
 
@@ -73,12 +76,15 @@ def test_speaker_bootstrap_is_wide_for_few_speakers_and_narrow_for_many():
     assert width(7) > 0.3 and width(400) < 0.12
 
 
+def cfg_paths(tmp_path) -> list[str]:
+    return [f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}", f"paths.runs_dir={tmp_path / 'runs'}",
+            f"paths.embeddings_dir={tmp_path / 'emb'}/${{data.name}}", f"paths.analysis_dir={tmp_path / 'out'}"]
+
+
 def _cv_cfg(tmp_path, *overrides: str):
-    emb = tmp_path / "emb"
     return compose("study", overrides=[
-        f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}", f"paths.runs_dir={tmp_path / 'runs'}",
-        f"paths.embeddings_dir={emb}/${{data.name}}", f"paths.analysis_dir={tmp_path / 'out'}",
-        "protocol=cv", "train_data=sample", "cv.folds=3", "cv.inner_folds=2", "cv.trials=2", "cv.n_jobs=1",
+        *cfg_paths(tmp_path), "protocol=cv", "train_data=sample", "cv.folds=3", "cv.inner_folds=2", "cv.trials=2",
+        "cv.n_jobs=1",
         *overrides])
 
 
@@ -113,6 +119,22 @@ def test_cv_nested_resumes_and_the_optuna_sweep_returns_the_objective(tmp_path, 
         assert len(folds) == 3
         run_study(_cv_cfg(tmp_path))
         assert [p.stat().st_mtime_ns for p in folds] == stamps  # a rerun keeps finished folds
+
+        # the model to ship: calibrated per predicted age group from out-of-fold answers, saved whole
+        cfg = _cv_cfg(tmp_path)
+        data = load_data(cfg, lambda o: compose("train", overrides=[*cfg_paths(tmp_path), *o]))
+        recipe = Recipe(features="egemaps", heads="age_groups", C=0.1, augment="pitch")
+        clf, cal, oof = final_model(recipe, data, n_folds=3)
+        assert set(cal.temperatures) >= {"*", "adult"} and all(0.5 <= t <= 0.9 for t in cal.unknown_below.values())
+        assert oof["clean"]["all"]["speakers"] == 40
+        clf.save(tmp_path / "best.pt")
+        back = TrainedClassifier.load(tmp_path / "best.pt")
+        x = data.x[data.clean][:, recipe.columns()]
+        np.testing.assert_allclose(back.predict_proba(x), clf.predict_proba(x), atol=1e-6)
+        assert back.output_temperatures == cal.temperatures and back.group_unknown_below == cal.unknown_below
+        groups = back.age_head.classes_of(x)
+        expected = [cal.unknown_below.get(g, cal.unknown_below["*"]) for g in groups]
+        np.testing.assert_allclose(back.unknown_thresholds(x), expected)
 
     sweep = run_cli("src.study", "-m", "hparams_search=linear", "hydra.sweeper.n_trials=2",
                     "hydra.sweeper.sampler.n_startup_trials=2", "train_data=sample", "cv.folds=3",

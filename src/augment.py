@@ -18,19 +18,14 @@ from pathlib import Path
 
 from src.cli import verb
 import numpy as np
-import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
 
 from src.building import load_clips, set_threads
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
-from src.data.augment import AugmentParams, degrade
-from src.data.files import atomic_write
+from src.data.augment import AugmentParams, babble_pool, degrade, write_flac
 from src.data.manifest import write_manifest
 
 log = logging.getLogger(__name__)
-
-BABBLE_POOL = 40  # clips of other speakers kept in memory to make babble from
-
 
 def run_augment(cfg: DictConfig) -> Path:
     """Write ``copies`` degraded copies of every clip and their manifest; returns the manifest."""
@@ -41,13 +36,7 @@ def run_augment(cfg: DictConfig) -> Path:
                               for k, v in OmegaConf.to_container(cfg.augment, resolve=True).items()})
     clips = load_clips(cfg.data)
     out_dir = Path(cfg.out_dir)
-    rng = np.random.default_rng(cfg.seed)
-    pool = []
-    for i in rng.choice(len(clips), size=min(BABBLE_POOL, len(clips)), replace=False):
-        try:
-            pool.append((clips[i].speaker, load_audio(clips[i].path, SAMPLE_RATE_HZ, 60.0)))
-        except AudioError:
-            continue
+    pool = babble_pool(clips, np.random.default_rng(cfg.seed))
     rows = []
     for n, clip in enumerate(tqdm(clips, unit="clip", desc="augment", disable=not cfg.progress)):
         try:
@@ -59,9 +48,7 @@ def run_augment(cfg: DictConfig) -> Path:
                 if not (out_dir / rel).exists():
                     wave = load_audio(clip.path, SAMPLE_RATE_HZ, 7200.0) if wave is None else wave
                     y, done = degrade(wave, clip_rng, params, others)
-                    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_write(out_dir / rel, "wb") as f:
-                        sf.write(f, y, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
+                    write_flac(out_dir / rel, y)
                 else:
                     done = ["(kept)"]
                 rows.append({"path": str(rel), "speaker": clip.speaker, "gender": clip.gender,

@@ -19,20 +19,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from omegaconf import DictConfig
 
 from src.building import load_clips, set_threads
 from src.cli import verb
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
-from src.data.files import atomic_write
+from src.data.augment import babble_pool, write_flac
 from src.data.manifest import write_manifest
 from src.data.stress import CONDITIONS, stress
 
 log = logging.getLogger(__name__)
-
-BABBLE_POOL = 40  # clips kept in memory to make babble of (other speakers than the clip's)
-
 
 def chosen_clips(clips: list, per_speaker: int, seed: int) -> list:
     """Up to ``per_speaker`` clips of every speaker, drawn with ``seed``, in manifest order."""
@@ -56,13 +52,7 @@ def run_stress(cfg: DictConfig) -> Path:
         raise ValueError(f"conditions={sorted(unknown)}: not among {', '.join(CONDITIONS)}")
     clips = chosen_clips(load_clips(cfg.data), cfg.clips_per_speaker, cfg.seed)
     out_dir = Path(cfg.out_dir)
-    rng = np.random.default_rng(cfg.seed)
-    pool = []
-    for i in rng.choice(len(clips), size=min(BABBLE_POOL, len(clips)), replace=False):
-        try:
-            pool.append((clips[i].speaker, load_audio(clips[i].path, SAMPLE_RATE_HZ, 60.0)))
-        except AudioError:
-            continue
+    pool = babble_pool(clips, np.random.default_rng(cfg.seed))
     rows = []
     for n, clip in enumerate(tqdm(clips, unit="clip", desc="stress", disable=not cfg.progress)):
         try:
@@ -74,9 +64,7 @@ def run_stress(cfg: DictConfig) -> Path:
                         wave = load_audio(clip.path, SAMPLE_RATE_HZ, 7200.0)[: int(cfg.max_clip_s * SAMPLE_RATE_HZ)]
                     others = [w for spk, w in pool if spk != clip.speaker]
                     y = stress(wave, condition, np.random.default_rng([cfg.seed, n, k]), clip.gender, others)
-                    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_write(out_dir / rel, "wb") as f:
-                        sf.write(f, y, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
+                    write_flac(out_dir / rel, y)
                 rows.append({"path": str(rel), "speaker": clip.speaker, "gender": clip.gender,
                              "id": f"{clip.id}#{condition}", "age": "" if clip.age is None else clip.age,
                              "corpus": "", "age_group": "", "emotion": "", **clip.groups,

@@ -77,6 +77,49 @@ def telephone(wave: np.ndarray, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
     return np.resize(out, len(wave)).astype(np.float32) if len(out) != len(wave) else out.astype(np.float32)
 
 
+BABBLE_POOL = 40  # clips of other speakers kept in memory to make babble from
+
+
+def babble_pool(clips: list, rng: np.random.Generator, size: int = BABBLE_POOL) -> list[tuple[str, np.ndarray]]:
+    """``(speaker, 16 kHz wave)`` of up to ``size`` clips drawn with ``rng`` (the first minute of
+    each; clips that cannot be decoded are skipped): what babble is made of."""
+    from src.data.audio import AudioError, load_audio
+
+    pool = []
+    for i in rng.choice(len(clips), size=min(size, len(clips)), replace=False):
+        try:
+            pool.append((clips[i].speaker, load_audio(clips[i].path, SAMPLE_RATE_HZ, 60.0)))
+        except AudioError:
+            continue
+    return pool
+
+
+def babble(n: int, rng: np.random.Generator, others: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """``n`` samples of 3-6 of ``others`` (other speakers' waves) summed, each at unit power, and
+    how many were summed."""
+    k = min(int(rng.integers(3, 7)), len(others))
+    b = np.zeros(n)
+    for i in rng.choice(len(others), size=k, replace=False):
+        p = others[i]
+        start = int(rng.integers(0, max(1, len(p) - n))) if len(p) > n else 0
+        seg = np.resize(p[start:start + n], n).astype(np.float64)
+        b += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-12)
+    return b, k
+
+
+def write_flac(path, wave: np.ndarray) -> None:
+    """``wave`` (16 kHz mono) as 16-bit FLAC at ``path``, atomically, folders made."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from src.data.files import atomic_write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        sf.write(f, wave, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
+
+
 def degrade(wave: np.ndarray, rng: np.random.Generator, params: AugmentParams,
             babble_from: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
     """One degraded copy of a 16 kHz mono ``wave`` and the names of what was done (in order).
@@ -93,16 +136,10 @@ def degrade(wave: np.ndarray, rng: np.random.Generator, params: AugmentParams,
     use_babble = bool(babble_from) and rng.random() < params.p_babble
     use_noise = rng.random() < params.p_noise or not (done or use_babble)
     if use_babble:
-        k = int(rng.integers(3, 7))
-        picks = [babble_from[i] for i in rng.choice(len(babble_from), size=min(k, len(babble_from)), replace=False)]
-        b = np.zeros(len(x))
-        for p in picks:
-            start = int(rng.integers(0, max(1, len(p) - len(x)))) if len(p) > len(x) else 0
-            seg = np.resize(p[start:start + len(x)], len(x))
-            b += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-12)
+        b, k = babble(len(x), rng, babble_from)
         snr = rng.uniform(*params.snr_db)
         x = mix_at_snr(x, b, snr)
-        done.append(f"babble {len(picks)} speakers {snr:.0f} dB")
+        done.append(f"babble {k} speakers {snr:.0f} dB")
     if use_noise:
         snr = rng.uniform(*params.snr_db)
         x = mix_at_snr(x, coloured_noise(len(x), rng), snr)

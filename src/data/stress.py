@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import signal
 
-from src.data.augment import coloured_noise, mix_at_snr, room_impulse_response, telephone
+from src.data.augment import babble, coloured_noise, mix_at_snr, room_impulse_response, telephone
 
 SAMPLE_RATE_HZ = 16_000
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 75.0, 600.0  # Praat's analysis range (children reach 400+ Hz)
@@ -111,14 +111,7 @@ def _same_length(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _babble(wave: np.ndarray, rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:
-    k = min(int(rng.integers(3, 7)), len(others))
-    b = np.zeros(len(wave))
-    for i in rng.choice(len(others), size=k, replace=False):
-        p = others[i]
-        start = int(rng.integers(0, len(p) - len(wave))) if len(p) > len(wave) else 0
-        seg = np.resize(p[start:start + len(wave)], len(wave)).astype(np.float64)
-        b += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-12)
-    return mix_at_snr(wave, b, rng.uniform(*SNR_DB))
+    return mix_at_snr(wave, babble(len(wave), rng, others)[0], rng.uniform(*SNR_DB))
 
 
 def _pitch(wave: np.ndarray, rng: np.random.Generator, gender: str) -> np.ndarray:

@@ -69,8 +69,8 @@ def cv_sources(cfg: DictConfig, compose_train: ComposeTrain) -> list[CvSource]:
     base = compose_train([f"data={cfg.train_data}"])
     sources: list[Source] = data_sources(base.data, base.paths)
     if names:
-        sources = [s for n in names for s in data_sources(compose_train([f"data={n}"]).data,
-                                                          compose_train([f"data={n}"]).paths)]
+        configs = [compose_train([f"data={n}"]) for n in names]
+        sources = [s for c in configs for s in data_sources(c.data, c.paths)]
     out = []
     for s in sources:
         stress_dir = None

@@ -405,11 +405,9 @@ def nested_cv(data: CvData, outer: np.ndarray, space: SearchSpace, fixed: dict, 
 
     folds = sorted(set(outer.tolist()) - {-1})
     todo = [k for k in folds if cache_dir is None or not _fold_file(cache_dir, k).exists()]
-    Parallel(n_jobs=min(n_jobs, max(1, len(todo))))(
+    ran = Parallel(n_jobs=min(n_jobs, max(1, len(todo))))(
         delayed(_outer_fold)(data, outer, k, space, fixed, n_inner, n_trials, seed, base, cache_dir) for k in todo)
-    jobs = [_read_fold(cache_dir, k) for k in folds] if cache_dir is not None else None
-    if jobs is None:  # no cache: run in this process and keep the results
-        jobs = [_outer_fold(data, outer, k, space, fixed, n_inner, n_trials, seed, base, None) for k in folds]
+    jobs = [_read_fold(cache_dir, k) for k in folds] if cache_dir is not None else ran
     pred = Predictions(*(np.concatenate([j[0][i] for j in jobs]) for i in range(4)))
     pred.p_male = np.concatenate([j[0][4] for j in jobs])
     pred.answered = np.concatenate([j[0][5] for j in jobs]).astype(bool)

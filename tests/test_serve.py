@@ -369,6 +369,61 @@ def test_uploads_go_to_model_worker_processes(run_dir, pipe, clip_3s, tmp_path):
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # the workers stop with the app
 
 
+def wait_for(check, timeout_s: float, what: str, step_s: float = 0.05):
+    """Poll ``check()`` until it returns something true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if out := check():
+            return out
+        time.sleep(step_s)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+def test_a_killed_model_worker_is_replaced_and_uploads_go_on(run_dir, speakers, clip_3s, tmp_path):
+    """The probe's case: kill -9 of a model worker. The request it held is retried on the other
+    worker (200, right label); /healthz says degraded (1 of 2) until a new worker has loaded, then ok;
+    uploads meanwhile are answered 200 or 503 with Retry-After, never 500. With every worker killed,
+    an upload is a 503 with Retry-After until replacements load."""
+    import functools
+    import signal
+
+    long_clip = wav_bytes(speaker_wave(speakers["male"], 40.0, 40.0))
+    short = clip_3s[0].read_bytes()
+    settings = ServeSettings(model_workers=2, tmp_dir=str(tmp_path), max_duration_s=60)
+    with TestClient(create_app(functools.partial(GenderPipeline.from_run, run_dir), settings)) as c:
+        workers = c.app.state.service.workers
+        assert c.get("/healthz").json()["workers"] == {"alive": 2, "expected": 2, "restarts": 0}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(c.post, "/v1/classify", files={"file": ("long.wav", long_clip, "audio/wav")})
+            busy = wait_for(lambda: [w.process.pid for w in workers._slots if w.busy], 60, "a busy worker")
+            os.kill(busy[0], signal.SIGKILL)
+            answer = pending.result(timeout=120)
+        assert answer.status_code == 200 and answer.json()["label"] == "male", answer.text  # retried once
+        health = wait_for(lambda: (h := c.get("/healthz").json())["workers"]["restarts"] >= 1 and h, 10, "a restart")
+        assert busy[0] not in workers.pids()
+        statuses = []
+        while (health := c.get("/healthz").json())["status"] != "ok":  # degraded while the new one loads
+            assert health["status"] == "degraded" and health["workers"]["alive"] < 2, health
+            r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+            statuses.append(r.status_code)
+            assert r.status_code == 200 or (r.status_code == 503 and int(r.headers["Retry-After"]) >= 1), r.text
+            assert len(statuses) < 600, "the worker was not replaced"
+        assert health["workers"]["alive"] == 2 and 200 in statuses + [200]
+        for pid in workers.pids():  # every worker at once: nothing to retry on
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(w.alive() for w in workers._slots if w.ready) or None, 10, "the kills")
+        r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+        if r.status_code != 200:  # 200 only if a replacement loaded already
+            assert_error(r, 503, "workers_unavailable")
+            assert int(r.headers["Retry-After"]) >= 1
+        wait_for(lambda: c.get("/healthz").json()["status"] == "ok", 300, "both workers back", 0.5)
+        r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+        assert r.status_code == 200 and r.json()["label"] == "male"
+        assert c.get("/healthz").json()["workers"]["restarts"] >= 3
+        pids = workers.pids()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 def test_a_loaded_pipeline_is_served_in_process(pipe, tmp_path):
     with TestClient(create_app(pipe, ServeSettings(model_workers=2, tmp_dir=str(tmp_path)))) as c:
         assert c.app.state.service.workers is None

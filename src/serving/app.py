@@ -103,10 +103,12 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(examples_router(settings.examples))
 
-    @app.get("/healthz", response_model=HealthBody, summary="Liveness and the model loaded")
+    @app.get("/healthz", response_model=HealthBody, summary="Liveness, the model loaded and its workers")
     async def healthz(request: Request) -> dict:
         svc: Service = request.app.state.service
-        return {"status": "ok", "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
+        workers = svc.workers_health()
+        return {"status": "ok" if workers["alive"] >= workers["expected"] else "degraded", "workers": workers,
+                "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
                 "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,

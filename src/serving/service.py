@@ -21,11 +21,12 @@ import numpy as np
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.streaming import StreamParams
+from src.serving.errors import ApiError
 from src.serving.examples import Example
 from src.serving.limits import UploadGate
 from src.serving.session import LockedPipeline, StreamSession
 from src.serving.uploads import decode_upload
-from src.serving.workers import ModelWorkers
+from src.serving.workers import ModelWorkers, WorkersUnavailable
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,23 @@ class Service:
         """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
         decoded = decode_upload(path, self.settings.max_duration_s, filename)
         if self.workers is not None:
-            result = self.workers.classify(decoded.wave, timeline)
+            try:
+                result = self.workers.classify(decoded.wave, timeline)
+            except WorkersUnavailable as e:
+                raise ApiError(503, "workers_unavailable", f"{e.detail}; retry in {e.retry_after_s} s",
+                               {"Retry-After": str(e.retry_after_s)}) from None
         else:
             with self.model_lock:
                 result = self.pipeline.classify_wave(decoded.wave, timeline)
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result
+
+    def workers_health(self) -> dict[str, int]:
+        """Model workers alive and expected (in process: the server itself, one)."""
+        if self.workers is None:
+            return {"alive": 1, "expected": 1, "restarts": 0}
+        return self.workers.health()
 
     def new_session(self, rate_hz: int, dtype: str) -> StreamSession:
         s = self.settings

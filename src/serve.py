@@ -18,6 +18,7 @@ from src.cli import verb
 from omegaconf import DictConfig
 
 from src.building import set_threads
+from src.inference.params import check_unknown_below
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
 from src.serving import ServeSettings, create_app
@@ -55,6 +56,8 @@ def run_serve(cfg: DictConfig) -> None:
     import uvicorn
 
     set_threads(cfg.num_threads)
+    check_unknown_below(cfg.unknown_below)
+    TimelineParams(**cfg.timeline_params)  # settings out of range fail before the server starts
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
     settings = serve_settings(cfg, run_dir.name)

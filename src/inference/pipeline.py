@@ -21,7 +21,7 @@ from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import QualityParams, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
-from src.inference.params import TimelineParams  # noqa: F401 (re-exported)
+from src.inference.params import TimelineParams, check_unknown_below  # noqa: F401 (re-exported)
 from src.vad.silero import SileroSegmenter, join_segments
 
 
@@ -98,7 +98,7 @@ class GenderPipeline:
         self.encoder = encoder
         self.segmenter = segmenter
         self.model_name = model_name
-        self.unknown_below = classifier.unknown_below if unknown_below is None else unknown_below
+        self.unknown_below = classifier.unknown_below if unknown_below is None else check_unknown_below(unknown_below)
         self.min_speech_s = min_speech_s
         self.timeline_params = timeline_params
         self.max_duration_s = max_duration_s

@@ -121,9 +121,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(run_dir: Path, log_dir: Path, *overrides: str) -> Iterator[str]:
-    """``python -m src.serve`` on a free loopback port; yields its base URL once /healthz answers."""
+def serve_process(run_dir: Path, log_dir: Path, *overrides: str, fd_limit: int | None = None) -> Iterator[str]:
+    """``python -m src.serve`` on a free loopback port (with at most ``fd_limit`` open files);
+    yields its base URL once /healthz answers."""
     port = free_port()
+
+    def limit_fds() -> None:
+        if fd_limit is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "serve.log"
     with open(log_path, "w") as log:
@@ -131,7 +138,7 @@ def serve_process(run_dir: Path, log_dir: Path, *overrides: str) -> Iterator[str
                                  f"port={port}", "num_threads=1", "log_level=warning",
                                  f"hydra.run.dir={log_dir / 'hydra'}", *overrides],
                                 cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=limit_fds)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -535,6 +542,10 @@ def test_serve_config_and_settings():
     s = serve_settings(cfg, "r")
     assert s.max_upload_bytes == 5 * 2**20 and s.max_duration_s == 600 and s.stream.hop_s == 0.5 and s.run_name == "r"
     assert s.model_workers == 2 == ServeSettings().model_workers
+    with initialize_config_module(version_base="1.3", config_module="conf"):
+        plain = serve_settings(compose("serve"))
+    assert plain == ServeSettings(stream=plain.stream, tmp_dir=plain.tmp_dir, examples=plain.examples), \
+        "conf/serve.yaml and ServeSettings' defaults disagree"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 

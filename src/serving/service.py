@@ -43,6 +43,12 @@ class ServeSettings:
     max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
     upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
     upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
+    upload_min_rate_kbs: float = 8.0  # ... and after upload_rate_grace_s its average rate may not be under this (KiB/s)
+    upload_rate_grace_s: float = 5.0
+    max_uploads_per_client: int = 8  # upload slots one client address may hold at once; more: 503
+    max_streams_per_client: int = 4  # WebSocket streams one client address may hold at once; more: 1013
+    stream_idle_timeout_s: float = 20.0  # a WebSocket with no frame for this long is closed (1008 idle_timeout)
+    header_timeout_s: float = 10.0  # a connection whose request line and headers take longer is closed (408)
     stream: StreamParams = StreamParams()
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
@@ -69,7 +75,8 @@ class Service:
         self.workers: ModelWorkers | None = None  # set by the lifespan: uploads go to worker processes
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
-        self.uploads = UploadGate(max(1, settings.max_uploads))
+        self.streams_by_client: dict[str, int] = {}
+        self.uploads = UploadGate(max(1, settings.max_uploads), max(1, settings.max_uploads_per_client))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:

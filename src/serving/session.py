@@ -147,18 +147,28 @@ async def serve_stream(ws: WebSocket, svc: Service) -> None:
         await ws.close(code=WS_POLICY_VIOLATION, reason="origin not allowed")
         return
     await ws.accept()
+    client = ws.client.host if ws.client else ""
     svc.active_streams += 1
+    svc.streams_by_client[client] = svc.streams_by_client.get(client, 0) + 1
     session: StreamSession | None = None
     try:
         rate, dtype = stream_format(ws)
         if svc.active_streams > settings.max_streams:
             raise StreamError("busy", f"{settings.max_streams} streams are open (max_streams); try again later",
                               WS_TRY_AGAIN_LATER)
+        if svc.streams_by_client[client] > settings.max_streams_per_client:
+            raise StreamError("busy", f"this client has {settings.max_streams_per_client} streams open "
+                                      "(max_streams_per_client); try again later", WS_TRY_AGAIN_LATER)
         session = await anyio.to_thread.run_sync(svc.new_session, rate, dtype)
         await ws.send_json({"type": "ready", "rate": rate, "dtype": dtype, "hop_s": settings.stream.hop_s,
                             "classes": list(CLASSES)})
         while True:
-            msg = await ws.receive()
+            try:
+                with anyio.fail_after(settings.stream_idle_timeout_s):
+                    msg = await ws.receive()
+            except TimeoutError:
+                raise StreamError("idle_timeout", f"no frame for {settings.stream_idle_timeout_s:g} s "
+                                                  "(stream_idle_timeout_s); the stream is closed") from None
             if msg["type"] == "websocket.disconnect":
                 return
             data = msg.get("bytes")
@@ -186,6 +196,9 @@ async def serve_stream(ws: WebSocket, svc: Service) -> None:
                                                 1011))
     finally:
         svc.active_streams -= 1
+        left = svc.streams_by_client.pop(client, 1) - 1
+        if left:
+            svc.streams_by_client[client] = left
         del session  # its VAD and resampler go with it
 
 

@@ -36,9 +36,11 @@ class Upload:
 
 
 async def receive_upload(request: Request, dest: Path, max_bytes: int, idle_timeout_s: float = float("inf"),
-                         total_timeout_s: float = float("inf")) -> Upload:
+                         total_timeout_s: float = float("inf"), min_rate_bytes_s: float = 0.0,
+                         grace_s: float = 0.0) -> Upload:
     """Stream the ``file`` part of a multipart body into ``dest``, enforcing ``max_bytes`` and
-    the timeouts (no chunk for ``idle_timeout_s``, or the body not done in ``total_timeout_s``).
+    the timeouts (no chunk for ``idle_timeout_s``, the body not done in ``total_timeout_s``, or
+    slower than ``min_rate_bytes_s`` on average once ``grace_s`` have passed).
 
     The body is never held in memory; the client's file name is kept only as a string.
 
@@ -104,7 +106,8 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int, idle_time
     received = 0
     with open(dest, "xb") as out:
         try:
-            async for chunk in timed_chunks(request.stream(), idle_timeout_s, total_timeout_s):
+            chunks = timed_chunks(request.stream(), idle_timeout_s, total_timeout_s, min_rate_bytes_s, grace_s)
+            async for chunk in chunks:
                 received += len(chunk)
                 if received > max_bytes + MULTIPART_SLACK_BYTES:
                     raise ApiError(413, "too_large", f"the upload is over the limit of {max_bytes / 2**20:g} MiB "

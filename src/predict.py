@@ -24,7 +24,7 @@ from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
 from src.data.manifest import ManifestError, read_paths
-from src.inference.params import check_unknown_below
+from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
 
@@ -130,6 +130,7 @@ def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path |
     if out_dir:
         output_names(files)  # two inputs that would share an output file stop here
     TimelineParams(**cfg.timeline_params)  # hop_s=0, window_s=-1 ...: SettingError, before the model loads
+    QualityParams(**cfg.quality)
     check_unknown_below(cfg.unknown_below)
     return fmt, files, output, out_dir
 
@@ -141,7 +142,8 @@ def run_predict(cfg: DictConfig) -> int:
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     log.info("model: %s (%s)", run_dir.name, run_dir)
     pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
-                                   timeline_params=TimelineParams(**cfg.timeline_params))
+                                   timeline_params=TimelineParams(**cfg.timeline_params),
+                                   quality_params=QualityParams(**cfg.quality))
     timeline = bool(cfg.timeline) or fmt in TIMELINE_FORMATS
     to_terminal = output is None and out_dir is None and sys.stdout.isatty()
     results = predict_files(pipe, files, timeline, cfg.progress and not to_terminal)  # no bar between result lines

@@ -18,7 +18,7 @@ from src.cli import verb
 from omegaconf import DictConfig
 
 from src.building import set_threads
-from src.inference.params import check_unknown_below
+from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
 from src.serving import ServeSettings, create_app
@@ -65,11 +65,13 @@ def run_serve(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     check_unknown_below(cfg.unknown_below)
     TimelineParams(**cfg.timeline_params)  # settings out of range fail before the server starts
+    QualityParams(**cfg.quality)
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
     settings = serve_settings(cfg, run_dir.name)
     factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
                                 timeline_params=TimelineParams(**cfg.timeline_params),
+                                quality_params=QualityParams(**cfg.quality),
                                 max_duration_s=float(cfg.max_duration_s))
     if not is_loopback(str(cfg.host)):
         log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",

@@ -72,3 +72,39 @@ class StreamParams:
                              "sure_change_p"), at_least_one=("change_hops",))
         if not 0.0 < self.vad_threshold < 1.0:
             raise SettingError(f"stream.vad_threshold={self.vad_threshold} is out of range: it must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    """When audio is too degraded (or too unlike the voices the model was shown to work on) for a
+    confident answer, and the most confidence each problem allows (``conf/quality``: the config
+    group, so the caps can be re-measured for a new model). A cap of 0.5 answers ``unknown``; 1.0
+    only notes the problem. Each was set from ``python bench/quality.py`` (README, "Bad input").
+    """
+
+    clipped_score: float = 0.6  # 95th over 99.9th percentile of |sample|: clean speech under 0.5, flat tops 1.0
+    clipped_cap: float = 0.8
+    severe_clipped_score: float = 0.7
+    severe_clipped_cap: float = 0.5
+    short_speech_s: float = 1.5  # less speech than this is too little to be sure ...
+    short_cap: float = 0.8
+    too_short_speech_s: float = 1.0  # ... and this little is not enough to answer
+    too_short_cap: float = 0.5
+    noisy_snr_db: float = 18.0  # estimated speech-to-noise ratio under which it is noisy ...
+    noisy_cap: float = 0.8
+    very_noisy_snr_db: float = 12.0  # ... and too noisy to answer
+    very_noisy_cap: float = 0.5
+    narrowband_db: float = -30.0  # energy over 4 kHz relative to all, under which it is band-limited (telephone)
+    narrowband_cap: float = 0.75
+    unusual_f0_hz: float = 300.0  # median pitch at or over this ...
+    unusual_centroid_hz: float = 600.0  # ... or voice centroid: formants higher than adult voices' (octave-up)
+    unusual_voice_cap: float = 1.0  # 1.0: off. At 0.5 it caught 14 of 40 octave-up voices but also 15 % of
+    # children and some clean adult clips (bench/quality.py): not reliable enough to be on by default
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("_cap") and not 0.5 <= v <= 1.0:
+                raise SettingError(f"quality.{f.name}={v} is out of range: a probability from 0.5 to 1")
+            if not math.isfinite(v):
+                raise SettingError(f"quality.{f.name}={v} must be a finite number")

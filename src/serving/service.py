@@ -81,16 +81,17 @@ class Service:
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
         """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
-        decoded = decode_upload(path, self.settings.max_duration_s, filename)
+        decoded = decode_upload(path, self.settings.max_duration_s, filename, native=self.pipeline.quality_meter)
+        quality = decoded.native.result()  # assessed at the file's own rate, before resampling
         if self.workers is not None:
             try:
-                result = self.workers.classify(decoded.wave, timeline)
+                result = self.workers.classify(decoded.wave, timeline, quality)
             except WorkersUnavailable as e:
                 raise ApiError(503, "workers_unavailable", f"{e.detail}; retry in {e.retry_after_s} s",
                                {"Retry-After": str(e.retry_after_s)}) from None
         else:
             with self.model_lock:
-                result = self.pipeline.classify_wave(decoded.wave, timeline)
+                result = self.pipeline.classify_wave(decoded.wave, timeline, quality)
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result

@@ -52,6 +52,10 @@ class LockedPipeline:
     def label_for(self, p_male: float) -> str:
         return self._pipeline.label_for(p_male)
 
+    @property
+    def quality_params(self):
+        return self._pipeline.quality_params
+
 
 class StreamError(Exception):
     """A frame or a request the stream cannot take: sent as ``error``, then the socket closes."""
@@ -95,9 +99,9 @@ class StreamSession:
 
     def feed(self, x: np.ndarray) -> list[StreamEvent]:
         """Resample to 16 kHz and step the streamer (in a worker thread)."""
-        if self.resampler is not None:
-            x = self.resampler.resample_chunk(x, last=False)
-        return self.streamer.feed(x)
+        if self.resampler is None:
+            return self.streamer.feed(x)
+        return self.streamer.feed(self.resampler.resample_chunk(x, last=False), native=x, native_rate_hz=self.rate_hz)
 
     def finish(self) -> list[StreamEvent]:
         """The resampler's tail, at the end of the stream."""
@@ -117,7 +121,8 @@ class StreamSession:
 def event_message(e: StreamEvent) -> dict[str, Any]:
     return {"type": "event", "t_s": round(e.t_s, 3), "label": e.label,
             "p_male": None if e.p_male is None else round(e.p_male, 4), "speech_s": round(e.speech_s, 3),
-            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip()}
+            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip(),
+            "quality": list(e.quality)}
 
 
 def stream_format(ws: WebSocket) -> tuple[int, str]:

@@ -132,15 +132,16 @@ AUDIO_ERRORS = {  # AudioError.reason -> (status, error)
 }  # any other reason (missing, not_a_file ...) is about the service's own temp file: a 500
 
 
-def decode_upload(path: Path, max_duration_s: float, filename: str | None) -> DecodedAudio:
-    """The uploaded file at ``path`` as a 16 kHz mono wave (at most ``max_duration_s``).
+def decode_upload(path: Path, max_duration_s: float, filename: str | None, native=None) -> DecodedAudio:
+    """The uploaded file at ``path`` as a 16 kHz mono wave (at most ``max_duration_s``); ``native``
+    sees it at its own rate first (``decode_audio``'s: the quality check).
 
     Raises:
         ApiError: the status of :data:`AUDIO_ERRORS` (messages name ``filename``, never the temp
             file); any other reason is about the service's own temp file: 500.
     """
     try:
-        return decode_audio(path, SAMPLE_RATE_HZ, max_duration_s)
+        return decode_audio(path, SAMPLE_RATE_HZ, max_duration_s, native=native)
     except AudioError as e:
         status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
         raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None

@@ -62,9 +62,9 @@ def _serve(factory: Callable, num_threads: int, conn) -> None:
             return
         if msg is None:
             return
-        wave, timeline = msg
+        wave, timeline, quality = msg
         try:
-            answer = ("ok", pipeline.classify_wave(wave, timeline))
+            answer = ("ok", pipeline.classify_wave(wave, timeline, quality))
         except Exception as e:  # a bug in one request: the parent raises it, the worker goes on
             answer = ("error", f"{type(e).__name__}: {e}")
         conn.send(answer)
@@ -82,11 +82,11 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def call(self, wave: np.ndarray, timeline: bool):
+    def call(self, wave: np.ndarray, timeline: bool, quality=None):
         """Send the request and wait for the answer, checking every :data:`POLL_S` that the process lives."""
         self.busy = True
         try:
-            self.conn.send((wave, timeline))
+            self.conn.send((wave, timeline, quality))
             while not self.conn.poll(POLL_S):
                 if not self.alive():
                     raise WorkerDied(f"model worker {self.process.pid} died")
@@ -197,7 +197,7 @@ class ModelWorkers:
         raise WorkersUnavailable(f"no model worker is running ({self.health()['alive']} of {self.n} alive; "
                                  "a replacement is loading)", max(1, round(self.load_s)))
 
-    def classify(self, wave: np.ndarray, timeline: bool = False):
+    def classify(self, wave: np.ndarray, timeline: bool = False, quality=None):
         """``GenderPipeline.classify_wave`` in a free worker (blocks the calling thread). A worker that
         dies under the request is replaced and the request retried once on another.
 
@@ -207,7 +207,7 @@ class ModelWorkers:
         for attempt in range(2):
             w = self._take()
             try:
-                result = w.call(wave, timeline)
+                result = w.call(wave, timeline, quality)
             except WorkerDied as e:
                 log.warning("%s during a request; %s", e, "retrying it once" if attempt == 0 else "giving up")
                 continue

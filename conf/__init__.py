@@ -9,7 +9,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from src.data.speech import SpeechParams
-from src.inference.params import StreamParams, TimelineParams
+from src.inference.params import QualityParams, StreamParams, TimelineParams
 
 
 def _writable(node) -> None:
@@ -50,3 +50,4 @@ _store = ConfigStore.instance()
 _store.store(group="stream", name="default", node=_schema(StreamParams))  # src.stream and the service's WebSocket
 _store.store(group="speech", name="default", node=_schema(SpeechParams))  # end-to-end training from audio
 _store.store(group="timeline_params", name="default", node=_schema(TimelineParams))  # predict and ?timeline=true
+_store.store(group="quality", name="default", node=_schema(QualityParams))  # predict, stream, serve: quality caps

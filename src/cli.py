@@ -41,12 +41,13 @@ def _usage_types() -> tuple[type[BaseException], ...]:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
+    from src.inference.params import SettingError
     from src.inference.sources import SourceError
     from src.models.run_folder import RunError
 
     return (UsageError, ConfigCompositionException, MissingConfigException, OverrideParseException,
-            MissingMandatoryValue, ConfigKeyError, ValidationError, RunError, SourceError, FileNotFoundError,
-            NotADirectoryError, IsADirectoryError)
+            MissingMandatoryValue, ConfigKeyError, ValidationError, RunError, SourceError, SettingError,
+            FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def one_line(err: BaseException) -> str:

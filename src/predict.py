@@ -12,7 +12,6 @@ speech; speaking time per voice) or ``unknown``, with calibrated probabilities; 
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 from collections.abc import Iterator
@@ -22,8 +21,10 @@ from omegaconf import DictConfig
 
 from src.building import set_threads
 from src.cli import UsageError, verb
-from src.data.files import atomic_write
+from src.data.files import atomic_write, remove_orphaned_parts
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
+from src.data.manifest import ManifestError, read_paths
+from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
 
@@ -33,14 +34,14 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".a
 
 
 def list_inputs(input_path: str | Path) -> list[Path]:
-    """A file, every audio file under a folder (sorted), or the ``path`` column of a manifest CSV."""
+    """A file, every audio file under a folder (sorted), or the ``path`` column of a manifest CSV
+    (read as strictly as ``extract`` reads manifests: a bad row stops with its file and line)."""
     p = Path(input_path)
     if p.is_dir():
         # a link that loops or dangles is listed too, so it gets a row with its reason
         return sorted(f for f in p.rglob("*") if (f.is_file() or f.is_symlink()) and f.suffix.lower() in AUDIO_SUFFIXES)
     if p.suffix.lower() == ".csv":
-        with open(p, newline="", encoding="utf-8-sig") as f:  # as read_manifest reads it (BOM allowed)
-            return [(p.parent / r["path"]) for r in csv.DictReader(f)]
+        return read_paths(p)
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")
     return [p]
@@ -59,15 +60,40 @@ def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progr
 
 
 def output_names(files: list[Path]) -> dict[str, str]:
-    """Each input's output name in ``output_dir``: its stem, or its path under the inputs' common folder
-    (``a__b__call``) when two inputs share a stem, so that no result overwrites another."""
+    """Each input's output name in ``output_dir``, never the same for two inputs: its stem; where stems
+    clash, its path under the inputs' common folder (``a__call``); where those clash too (``a/call.flac``
+    and ``a__call.flac``, or ``call.wav`` and ``call.flac``), that and a hash of the input's path.
+
+    Raises:
+        UsageError: naming both inputs, should two names still be one (the same input listed twice).
+    """
+    import hashlib
     import os
     from collections import Counter
 
-    stems = Counter(f.stem for f in files)
     root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path(".")
-    return {str(f): f.stem if stems[f.stem] == 1 else "__".join(f.relative_to(root).with_suffix("").parts)
-            for f in files}
+
+    def joined(f: Path) -> str:
+        return "__".join(f.relative_to(root).with_suffix("").parts) if f.is_relative_to(root) else f.stem
+
+    def hashed(f: Path) -> str:
+        return f"{joined(f)}-{hashlib.sha1(str(f).encode()).hexdigest()[:8]}"
+
+    twice = [f for f, n in Counter(map(str, files)).items() if n > 1]
+    if twice:
+        raise UsageError(f"output_dir: {twice[0]} is listed {Counter(map(str, files))[twice[0]]} times and would be "
+                         "written to one file; list each input once")
+    names = {str(f): f.stem for f in files}
+    for rename in (joined, hashed):
+        clash = Counter(names.values())
+        names.update({str(f): rename(f) for f in files if clash[names[str(f)]] > 1})
+    first: dict[str, str] = {}
+    for f, name in names.items():
+        if name in first:
+            raise UsageError(f"output_dir: {first[name]} and {f} would both be written to {name}; "
+                             "rename one")
+        first[name] = f
+    return names
 
 
 def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path | None]:
@@ -84,7 +110,10 @@ def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path |
         raise UsageError(f"format={cfg.format} is not one of {', '.join(FORMATS)}")
     if not Path(cfg.input).exists() and not Path(cfg.input).is_symlink():
         raise UsageError(f"input={cfg.input}: no such file or folder")
-    files = list_inputs(cfg.input)
+    try:
+        files = list_inputs(cfg.input)
+    except ManifestError as e:
+        raise UsageError(str(e)) from None
     if not files:
         raise UsageError(f"input={cfg.input}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) there")
     output = None if cfg.output in (None, "", "-") else Path(cfg.output)
@@ -98,6 +127,11 @@ def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path |
         raise UsageError(f"output_dir={out_dir} is a file")
     if fmt in ONE_FILE_FORMATS and len(files) > 1 and not out_dir:
         raise UsageError(f"format={fmt} writes one document per recording: {len(files)} inputs need output_dir=")
+    if out_dir:
+        output_names(files)  # two inputs that would share an output file stop here
+    TimelineParams(**cfg.timeline_params)  # hop_s=0, window_s=-1 ...: SettingError, before the model loads
+    QualityParams(**cfg.quality)
+    check_unknown_below(cfg.unknown_below)
     return fmt, files, output, out_dir
 
 
@@ -108,12 +142,14 @@ def run_predict(cfg: DictConfig) -> int:
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     log.info("model: %s (%s)", run_dir.name, run_dir)
     pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
-                                   timeline_params=TimelineParams(**cfg.timeline_params))
+                                   timeline_params=TimelineParams(**cfg.timeline_params),
+                                   quality_params=QualityParams(**cfg.quality))
     timeline = bool(cfg.timeline) or fmt in TIMELINE_FORMATS
     to_terminal = output is None and out_dir is None and sys.stdout.isatty()
     results = predict_files(pipe, files, timeline, cfg.progress and not to_terminal)  # no bar between result lines
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_parts(out_dir)  # what a killed predict left
         n = 0
         names = output_names(files)
         for r in results:
@@ -124,6 +160,7 @@ def run_predict(cfg: DictConfig) -> int:
     if output is None:
         n = write_results(results, fmt, sys.stdout)
     else:
+        remove_orphaned_parts(output.parent, output.name)
         with atomic_write(output, newline="") as out:  # an existing file is replaced only by a finished result
             n = write_results(results, fmt, out)
     log.info("%d result(s) written to %s", n, output or "stdout")

@@ -18,9 +18,11 @@ from src.cli import verb
 from omegaconf import DictConfig
 
 from src.building import set_threads
+from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams
 from src.serving import ServeSettings, create_app
+from src.serving.connections import BACKLOG, guarded_protocol, max_connections_for, raise_fd_limit, rate_limit_logging
 from src.serving.examples import Example
 from src.inference.pretrained import resolve_model
 from src.models.run_folder import open_run
@@ -36,6 +38,12 @@ def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSetting
                          model_workers=int(cfg.model_workers),
                          max_uploads=int(cfg.max_uploads), upload_timeout_s=float(cfg.upload_timeout_s),
                          upload_idle_timeout_s=float(cfg.upload_idle_timeout_s),
+                         upload_min_rate_kbs=float(cfg.upload_min_rate_kbs),
+                         upload_rate_grace_s=float(cfg.upload_rate_grace_s),
+                         max_uploads_per_client=int(cfg.max_uploads_per_client),
+                         max_streams_per_client=int(cfg.max_streams_per_client),
+                         stream_idle_timeout_s=float(cfg.stream_idle_timeout_s),
+                         header_timeout_s=float(cfg.header_timeout_s),
                          stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,
                          allowed_origins=tuple(cfg.allowed_origins), run_name=run_name,
                          examples=tuple(Example(str(e.title), str(e.path)) for e in cfg.get("examples") or ()))
@@ -55,19 +63,27 @@ def run_serve(cfg: DictConfig) -> None:
     import uvicorn
 
     set_threads(cfg.num_threads)
+    check_unknown_below(cfg.unknown_below)
+    TimelineParams(**cfg.timeline_params)  # settings out of range fail before the server starts
+    QualityParams(**cfg.quality)
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
     settings = serve_settings(cfg, run_dir.name)
     factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
                                 timeline_params=TimelineParams(**cfg.timeline_params),
+                                quality_params=QualityParams(**cfg.quality),
                                 max_duration_s=float(cfg.max_duration_s))
     if not is_loopback(str(cfg.host)):
         log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",
                     cfg.host)
     log.info("model: %s (%s); serving on http://%s:%s/", run_dir.name, run_dir, cfg.host, cfg.port)
+    rate_limit_logging()  # a flood of one message (e.g. EMFILE on accept) is logged 5 times per 10 s
+    max_connections = max_connections_for(raise_fd_limit())
+    log.info("at most %d connections open at once; headers within %g s", max_connections, settings.header_timeout_s)
     uvicorn.run(create_app(factory, settings), host=str(cfg.host), port=int(cfg.port), log_config=None,
                 log_level=str(cfg.log_level), ws_max_size=settings.max_frame_bytes + 1024,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, backlog=BACKLOG,
+                http=guarded_protocol(settings.header_timeout_s, max_connections))
 
 
 @verb("serve")

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from src.building import set_threads
 from src.cli import verb
+from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
@@ -62,11 +63,15 @@ def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_ho
 @verb("stream")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
-    chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load
+    params = StreamParams(**cfg.stream)  # a setting out of range fails before the models load ...
+    check_unknown_below(cfg.unknown_below)
+    quality = QualityParams(**cfg.quality)
+    chunks = open_source(cfg.source, cfg)  # ... and so does a wrong source setting
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     log.info("model: %s (%s)", run_dir.name, run_dir)
-    pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below)
-    streamer = StreamingGender(pipe, StreamParams(**cfg.stream))
+    pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+                                   quality_params=quality)
+    streamer = StreamingGender(pipe, params)
     try:
         run_stream(chunks, streamer, cfg.every_hop)
     except KeyboardInterrupt:

@@ -67,6 +67,61 @@ def test_usage_errors_are_one_line_and_exit_2(args, message):
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("args, message", [
+    (("timeline_params.hop_s=0",), "timeline_params.hop_s=0.0 is out of range"),
+    (("timeline_params.window_s=-1",), "timeline_params.window_s=-1.0 is out of range"),
+    (("unknown_below=2",), "unknown_below=2 is out of range"),
+    (("manifest:utf-16",), "the file is UTF-16"),
+    (("manifest:no-path",), "missing column(s) ['path']"),
+    (("manifest:stray-quote",), ":3: row cannot be parsed as CSV"),
+])
+def test_settings_and_manifests_predict_cannot_use_are_one_line_before_the_model(tmp_path, args, message):
+    """The probe's hop_s=0 (ZeroDivisionError after the model loaded), window_s=-1 (IndexError),
+    unknown_below=2 (accepted), and a UTF-16, path-less or quote-broken manifest (raw
+    UnicodeDecodeError, KeyError 'path', or 3 of 5 rows lost with exit 0)."""
+    manifest = tmp_path / "m.csv"
+    rows = [f"{p},s,f" for p in (FEMALE, FEMALE_2, MALE)]
+    texts = {"manifest:utf-16": ("path,speaker,gender\n" + "\n".join(rows), "utf-16"),
+             "manifest:no-path": ("file,speaker\n" + "\n".join(rows), "utf-8"),
+             "manifest:stray-quote": ("path,speaker,gender\n" + rows[0] + '\n"' + "\n".join(rows[1:]), "utf-8")}
+    if args[0] in texts:
+        text, encoding = texts[args[0]]
+        manifest.write_text(text + "\n", encoding=encoding)
+        args = (f"input={manifest}",)
+    else:
+        args = (f"input={FEMALE}", *args)
+    proc = verb("predict", *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines(proc.stderr)) == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "model:" not in proc.stderr and proc.stdout == ""
+
+
+def test_output_dir_names_never_collide_and_a_killed_runs_parts_are_cleaned(tmp_path):
+    """The probe's a/call.flac, b/call.flac and a__call.flac: "3 results written", 2 files. Now 3
+    files, each with its own input's answer; a part file a killed predict left there is removed."""
+    import signal
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for rel, src in (("a/call.flac", FEMALE), ("b/call.flac", MALE), ("a__call.flac", FEMALE_2)):
+        (inputs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / rel).write_bytes(src.read_bytes())
+    out.mkdir()
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    orphan = out / f".a__call.jsonl.{killed.pid}-0123abcd.part"
+    orphan.write_text('{"half": ')
+    proc = verb("predict", f"input={inputs}", f"output_dir={out}", "progress=false")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answers = {json.loads(p.read_text())["path"]: p.name for p in out.glob("*.jsonl")}
+    assert len(answers) == 3 and sorted(answers) == sorted(str(inputs / r) for r in
+                                                          ("a/call.flac", "b/call.flac", "a__call.flac")), answers
+    assert not orphan.exists() and sorted(p.name for p in out.iterdir()) == sorted(answers.values())
+    assert "3 result(s) written" in proc.stderr
+    labels = {json.loads((out / name).read_text())["label"] for name in answers.values()}
+    assert labels == {"female", "male"}
+
+
 def test_an_unfinished_run_is_a_usage_error_and_debug_shows_the_traceback(tmp_path):
     run = tmp_path / "resemblyzer-2026-01-01_00-00-00"
     run.mkdir()
@@ -152,7 +207,7 @@ def test_status_says_unknown_apart_from_no_speech_and_error(tmp_path):
     (folder / MALE.name).write_bytes(MALE.read_bytes())
     sf.write(folder / "silence.wav", np.zeros(3 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ)
     (folder / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
-    proc = verb("predict", f"input={folder}", "format=csv", "unknown_below=1.01", "timeline=false", "progress=false")
+    proc = verb("predict", f"input={folder}", "format=csv", "unknown_below=1.0", "timeline=false", "progress=false")
     rows = {Path(r["path"]).name: r for r in csv.DictReader(proc.stdout.splitlines())}
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {k: (r["label"], r["status"]) for k, r in rows.items()} == {
@@ -178,6 +233,8 @@ def test_stream_ends_with_the_whole_answer_and_speech_only_time(tmp_path, mixed_
     ("stream", ("source=file:no/such/file.wav",), "no such file"),
     ("stream", ("source=bogus",), "unknown source"),
     ("serve", ("run=no-such-run",), "no such run folder"),
+    ("serve", ("unknown_below=0.2",), "unknown_below=0.2 is out of range"),
+    ("stream", ("stream.hop_s=0",), "stream.hop_s=0.0 is out of range"),
     ("train", ("model=no_such_model",), "model"),
     ("extract", ("data=manifest", "data.manifest_path=no/such/manifest.csv", "data.name=nowhere"),
      "manifest not found"),

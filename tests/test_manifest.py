@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from src.data.manifest import ManifestError, read_manifest, write_manifest
+from src.data.manifest import ManifestError, read_manifest, read_paths, write_manifest
 from src.labels import CLASSES, SPLITS
 
 from conftest import SAMPLE_GROUP_COLUMNS, SAMPLE_MANIFEST_PATH
@@ -113,6 +113,44 @@ def test_bad_split(tmp_path):
 def test_bad_age(tmp_path):
     path = _csv(tmp_path / "m.csv", "path,speaker,gender,age\na.wav,s1,female,31\nb.wav,s2,male,thirty\n")
     _raises_at(path, 3, "age 'thirty'")
+
+
+@pytest.mark.parametrize("age", ["nan", "NaN", "inf", "-inf", "Infinity", "-5", "121", "1e9"])
+def test_a_non_finite_or_out_of_range_age_stops_naming_its_line(tmp_path, age):
+    """The probe's ages: ``nan`` became adult and ``-5`` child, and NaN/Infinity reached the JSON records."""
+    path = _csv(tmp_path / "m.csv", f"path,speaker,gender,age\na.wav,s1,female,31\nb.wav,s2,male,{age}\n")
+    _raises_at(path, 3, f"age {age!r}", "0 to 120")
+    ok = _csv(tmp_path / "ok.csv", "path,speaker,gender,age\na.wav,s1,female,0\nb.wav,s2,male,120\nc.wav,s3,male,\n")
+    assert [c.age for c in read_manifest(ok)] == [0.0, 120.0, None]
+
+
+def test_a_column_named_twice_stops_naming_the_header(tmp_path):
+    """The probe's header with two ``gender`` columns: the last one was taken without a word."""
+    path = _csv(tmp_path / "m.csv", "path,speaker,gender,gender\na.wav,s1,female,male\n")
+    _raises_at(path, 1, "['gender'] more than once")
+    meta = _csv(tmp_path / "meta.csv", "path,age,age\na.wav,30,40\n")
+    good = _csv(tmp_path / "good.csv", "path,speaker,gender\na.wav,s1,female\n")
+    with pytest.raises(ManifestError, match=r"meta.csv:1: .*\['age'\] more than once"):
+        read_manifest(good, metadata_path=meta)
+
+
+def test_predicts_manifest_reader_is_as_strict_as_extracts(real_manifest, tmp_path):
+    """``predict input=<manifest.csv>`` read it leniently: a stray quote lost 3 of 5 rows with exit 0,
+    and a UTF-16 or path-less manifest was a raw UnicodeDecodeError or KeyError."""
+    lines = _sample_head(5)
+    path = real_manifest(lines)
+    assert read_paths(path) == [c.path for c in read_manifest(path)]
+    assert all(p.is_file() for p in read_paths(path))
+    lines[2] = lines[2].replace(",", ',"', 1)  # a stray quote on line 3
+    with pytest.raises(ManifestError, match=rf"{re.escape(str(path))}:3: .*stray quote"):
+        read_paths(real_manifest(lines))
+    with pytest.raises(ManifestError, match="UTF-16"):
+        read_paths(real_manifest(_sample_head(2), encoding="utf-16"))
+    no_path = _csv(tmp_path / "no_path.csv", "file,gender\na.wav,female\n")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['path'\]"):
+        read_paths(no_path)
+    with pytest.raises(ManifestError, match="no_path2.csv:3: empty path"):
+        read_paths(_csv(tmp_path / "no_path2.csv", "path\na.wav\n \n"))
 
 
 def test_empty_speaker(tmp_path):

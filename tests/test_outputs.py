@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from src.cli import UsageError
 from src.inference.outputs import csv_row, parse_rttm, segment_rows, textgrid, write_results
 from src.inference.pipeline import GenderResult, Segment, majority_label, merge_gaps, speaking_time
 from src.inference.streaming import StreamEvent
@@ -100,3 +101,10 @@ def test_output_dir_names_never_collide():
     files = [Path("/in/a/call.wav"), Path("/in/b/call.flac"), Path("/in/b/other.wav")]
     assert output_names(files) == {"/in/a/call.wav": "a__call", "/in/b/call.flac": "b__call",
                                    "/in/b/other.wav": "other"}
+    # the probe's three: a/call.flac and a__call.flac were both a__call (3 results written, 2 files)
+    files = [Path("/in/a/call.flac"), Path("/in/b/call.flac"), Path("/in/a__call.flac"), Path("/in/a/call.wav")]
+    names = output_names(files)
+    assert len(set(names.values())) == 4 and names["/in/b/call.flac"] == "b__call", names
+    assert all(re.fullmatch(r"a__call-[0-9a-f]{8}", names[str(f)]) for f in files if str(f) != "/in/b/call.flac")
+    with pytest.raises(UsageError, match="/in/a/call.wav is listed 2 times"):
+        output_names([Path("/in/a/call.wav"), Path("/in/b/x.wav"), Path("/in/a/call.wav")])

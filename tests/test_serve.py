@@ -121,9 +121,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(run_dir: Path, log_dir: Path, *overrides: str) -> Iterator[str]:
-    """``python -m src.serve`` on a free loopback port; yields its base URL once /healthz answers."""
+def serve_process(run_dir: Path, log_dir: Path, *overrides: str, fd_limit: int | None = None) -> Iterator[str]:
+    """``python -m src.serve`` on a free loopback port (with at most ``fd_limit`` open files);
+    yields its base URL once /healthz answers."""
     port = free_port()
+
+    def limit_fds() -> None:
+        if fd_limit is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "serve.log"
     with open(log_path, "w") as log:
@@ -131,7 +138,7 @@ def serve_process(run_dir: Path, log_dir: Path, *overrides: str) -> Iterator[str
                                  f"port={port}", "num_threads=1", "log_level=warning",
                                  f"hydra.run.dir={log_dir / 'hydra'}", *overrides],
                                 cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=limit_fds)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -369,6 +376,61 @@ def test_uploads_go_to_model_worker_processes(run_dir, pipe, clip_3s, tmp_path):
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # the workers stop with the app
 
 
+def wait_for(check, timeout_s: float, what: str, step_s: float = 0.05):
+    """Poll ``check()`` until it returns something true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if out := check():
+            return out
+        time.sleep(step_s)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+def test_a_killed_model_worker_is_replaced_and_uploads_go_on(run_dir, speakers, clip_3s, tmp_path):
+    """The probe's case: kill -9 of a model worker. The request it held is retried on the other
+    worker (200, right label); /healthz says degraded (1 of 2) until a new worker has loaded, then ok;
+    uploads meanwhile are answered 200 or 503 with Retry-After, never 500. With every worker killed,
+    an upload is a 503 with Retry-After until replacements load."""
+    import functools
+    import signal
+
+    long_clip = wav_bytes(speaker_wave(speakers["male"], 40.0, 40.0))
+    short = clip_3s[0].read_bytes()
+    settings = ServeSettings(model_workers=2, tmp_dir=str(tmp_path), max_duration_s=60)
+    with TestClient(create_app(functools.partial(GenderPipeline.from_run, run_dir), settings)) as c:
+        workers = c.app.state.service.workers
+        assert c.get("/healthz").json()["workers"] == {"alive": 2, "expected": 2, "restarts": 0}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(c.post, "/v1/classify", files={"file": ("long.wav", long_clip, "audio/wav")})
+            busy = wait_for(lambda: [w.process.pid for w in workers._slots if w.busy], 60, "a busy worker")
+            os.kill(busy[0], signal.SIGKILL)
+            answer = pending.result(timeout=120)
+        assert answer.status_code == 200 and answer.json()["label"] == "male", answer.text  # retried once
+        health = wait_for(lambda: (h := c.get("/healthz").json())["workers"]["restarts"] >= 1 and h, 10, "a restart")
+        assert busy[0] not in workers.pids()
+        statuses = []
+        while (health := c.get("/healthz").json())["status"] != "ok":  # degraded while the new one loads
+            assert health["status"] == "degraded" and health["workers"]["alive"] < 2, health
+            r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+            statuses.append(r.status_code)
+            assert r.status_code == 200 or (r.status_code == 503 and int(r.headers["Retry-After"]) >= 1), r.text
+            assert len(statuses) < 600, "the worker was not replaced"
+        assert health["workers"]["alive"] == 2 and 200 in statuses + [200]
+        for pid in workers.pids():  # every worker at once: nothing to retry on
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(w.alive() for w in workers._slots if w.ready) or None, 10, "the kills")
+        r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+        if r.status_code != 200:  # 200 only if a replacement loaded already
+            assert_error(r, 503, "workers_unavailable")
+            assert int(r.headers["Retry-After"]) >= 1
+        wait_for(lambda: c.get("/healthz").json()["status"] == "ok", 300, "both workers back", 0.5)
+        r = c.post("/v1/classify", files={"file": ("a.wav", short, "audio/wav")})
+        assert r.status_code == 200 and r.json()["label"] == "male"
+        assert c.get("/healthz").json()["workers"]["restarts"] >= 3
+        pids = workers.pids()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 def test_a_loaded_pipeline_is_served_in_process(pipe, tmp_path):
     with TestClient(create_app(pipe, ServeSettings(model_workers=2, tmp_dir=str(tmp_path)))) as c:
         assert c.app.state.service.workers is None
@@ -402,7 +464,7 @@ def test_stream_a_real_clip(client, speakers, rate, dtype):
     events, end = messages[:-1], messages[-1]
     assert end["type"] == "end", end
     assert all(e["type"] == "event" and set(e) == {"type", "t_s", "label", "p_male", "speech_s", "changed",
-                                                   "p_label", "heard", "text"} for e in events)
+                                                   "p_label", "heard", "text", "quality"} for e in events)
     assert all(e["text"].split()[1] == e["label"].capitalize() for e in events)  # the held label, as stream prints
     duration_s = len(wave) / rate
     assert len(events) >= int(duration_s / 0.3) - 2  # one decision per 0.3 s hop
@@ -480,6 +542,10 @@ def test_serve_config_and_settings():
     s = serve_settings(cfg, "r")
     assert s.max_upload_bytes == 5 * 2**20 and s.max_duration_s == 600 and s.stream.hop_s == 0.5 and s.run_name == "r"
     assert s.model_workers == 2 == ServeSettings().model_workers
+    with initialize_config_module(version_base="1.3", config_module="conf"):
+        plain = serve_settings(compose("serve"))
+    assert plain == ServeSettings(stream=plain.stream, tmp_dir=plain.tmp_dir, examples=plain.examples), \
+        "conf/serve.yaml and ServeSettings' defaults disagree"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 
@@ -490,7 +556,8 @@ def server(request, tmp_path_factory) -> str:
 
 
 def test_real_server_takes_concurrent_uploads(server, run_dir, clip_3s):
-    """The verb's real uvicorn server: 20 uploads at once, and an over-size body refused early."""
+    """The verb's real uvicorn server: 20 uploads, 8 at once (one client's share), and an over-size body
+    refused early."""
     url, (path, gender) = server, clip_3s
     data = path.read_bytes()
     assert httpx.get(f"{url}/").status_code == 200
@@ -499,7 +566,7 @@ def test_real_server_takes_concurrent_uploads(server, run_dir, clip_3s):
         with httpx.Client(timeout=120) as c:
             return c.post(f"{url}/v1/classify", files={"file": (f"clip{i}.wav", data, "audio/wav")})
 
-    with ThreadPoolExecutor(LOAD_REQUESTS) as pool:
+    with ThreadPoolExecutor(ServeSettings().max_uploads_per_client) as pool:  # one client: its share of slots at once
         responses = list(pool.map(upload, range(LOAD_REQUESTS)))
     assert [r.status_code for r in responses] == [200] * LOAD_REQUESTS, [r.text for r in responses][:3]
     assert {r.json()["label"] for r in responses} == {gender}

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_serve import (CHUNK_S, assert_error, int16_pcm, serve_run, speaker_wave, stream_pcm, sure_speakers,
-                        wav_bytes)
+from test_serve import (CHUNK_S, assert_error, int16_pcm, serve_process, serve_run, speaker_wave, stream_pcm,
+                        sure_speakers, wav_bytes)
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline
@@ -37,10 +37,15 @@ def speakers(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory) -> Iterator[TestClient]:
-    pipe = GenderPipeline.from_run(serve_run(tmp_path_factory))
+def pipe(tmp_path_factory) -> GenderPipeline:
+    return GenderPipeline.from_run(serve_run(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def client(pipe, tmp_path_factory) -> Iterator[TestClient]:
     settings = ServeSettings(max_upload_mb=2.0, max_duration_s=20.0, max_uploads=1, upload_timeout_s=5.0,
-                             upload_idle_timeout_s=IDLE_TIMEOUT_S, tmp_dir=str(tmp_path_factory.mktemp("lim")))
+                             upload_idle_timeout_s=IDLE_TIMEOUT_S, tmp_dir=str(tmp_path_factory.mktemp("lim")),
+                             stream_idle_timeout_s=2.0, max_streams_per_client=2)
     with TestClient(create_app(pipe, settings)) as c:
         yield c
 
@@ -62,8 +67,8 @@ def multipart(wave_bytes: bytes, boundary: str = "b0undary") -> tuple[bytes, byt
 
 
 async def slow_post(app, body_start: bytes, body_end: bytes, headers: dict, pause_s: float,
-                    log: list | None = None) -> httpx.Response:
-    """POST whose body stops after ``body_start`` for ``pause_s``, then ends."""
+                    log: list | None = None, client: str = "127.0.0.1") -> httpx.Response:
+    """POST whose body stops after ``body_start`` for ``pause_s``, then ends (from the address ``client``)."""
 
     async def body():
         yield body_start
@@ -72,7 +77,7 @@ async def slow_post(app, body_start: bytes, body_end: bytes, headers: dict, paus
         await anyio.sleep(pause_s)
         yield body_end
 
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=(client, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         return await c.post("/v1/classify", content=body(), headers=headers, timeout=30)
 
@@ -136,3 +141,137 @@ def test_a_streams_end_verdict_comes_from_the_whole_stream(client, speakers, mal
     assert end["type"] == "end", end
     assert end["last_label"] == "female", end  # the last decision, as the end message used to say
     assert end["label"] == verdict == stream_verdict(end["speaking_time_s"]), end
+
+
+async def trickle_post(app, client: str, body_start: bytes, n_bytes: int, every_s: float, until_s: float,
+                       headers: dict) -> httpx.Response:
+    """The probe's trickle: a multipart body ``n_bytes`` at a time every ``every_s`` (ends after ``until_s``)."""
+
+    async def body():
+        t0 = anyio.current_time()
+        for i in range(0, len(body_start), n_bytes):
+            yield body_start[i:i + n_bytes]
+            await anyio.sleep(every_s)
+            if anyio.current_time() - t0 > until_s:
+                return
+
+    transport = httpx.ASGITransport(app=app, client=(client, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        return await c.post("/v1/classify", content=body(), headers=headers, timeout=60)
+
+
+def test_trickled_uploads_are_let_go_early_and_one_client_holds_only_its_share(pipe, tmp_path, speakers):
+    """The probe: 32 connections trickling about 12 bytes each shut every other upload out (503) for
+    up to 60 s. Now one address holds at most max_uploads_per_client slots (the rest 503 at once), a
+    body under upload_min_rate_kbs is a 408 after upload_rate_grace_s, and another client's upload is
+    answered meanwhile."""
+    settings = ServeSettings(max_uploads=32, max_uploads_per_client=3, upload_timeout_s=60.0,
+                             upload_idle_timeout_s=10.0, upload_min_rate_kbs=8.0, upload_rate_grace_s=1.5,
+                             tmp_dir=str(tmp_path))
+    clip = wav_bytes(speaker_wave(speakers["female"], 3.0, 3.0))
+    start, end, headers = multipart(clip)
+    results: dict[str, object] = {}
+
+    async def flood_and_one_upload():
+        async with anyio.create_task_group() as tg:
+            async def attacker(i: int):
+                t0 = anyio.current_time()
+                r = await trickle_post(app, "10.0.0.66", start, 12, 0.5, 30.0, headers)
+                results[f"attack{i}"] = (r, anyio.current_time() - t0)
+
+            for i in range(6):
+                tg.start_soon(attacker, i)
+            await anyio.sleep(0.3)
+            t0 = anyio.current_time()
+            results["other"] = (await slow_post(app, start, end, headers, 0.0, client="10.0.0.7"),
+                                anyio.current_time() - t0)
+
+    app = create_app(pipe, settings)
+    with TestClient(app) as c:
+        anyio.run(flood_and_one_upload)
+        health = c.get("/healthz").json()
+    attacks = [results[f"attack{i}"] for i in range(6)]
+    assert sorted(r.status_code for r, _ in attacks) == [408] * 3 + [503] * 3, [r.text for r, _ in attacks]
+    for r, took_s in attacks:
+        if r.status_code == 408:
+            assert "upload_min_rate_kbs" in r.json()["detail"] and took_s < 5.0, (r.text, took_s)
+        else:
+            assert "max_uploads_per_client" in r.json()["detail"] and took_s < 1.0 and r.headers["retry-after"]
+    other, took_s = results["other"]
+    assert other.status_code == 200 and other.json()["label"] == "female", other.text
+    assert health["uploads"]["active"] == 0 and health["uploads"]["timed_out"] == 3
+
+
+def test_an_idle_websocket_is_closed_and_one_client_holds_only_its_share(client):
+    """The probe: 8 idle sockets held every stream slot for 95 s. Now a socket with no frame for
+    stream_idle_timeout_s (2 s here) is closed, and one address holds max_streams_per_client (2)."""
+    import time
+
+    t0 = time.monotonic()
+    with client.websocket_connect("/v1/stream?rate=16000") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        error = ws.receive_json()  # nothing sent: the server gives up
+    assert error["type"] == "error" and error["error"] == "idle_timeout", error
+    assert 1.5 < time.monotonic() - t0 < 10
+    with client.websocket_connect("/v1/stream") as a, client.websocket_connect("/v1/stream") as b:
+        assert a.receive_json()["type"] == b.receive_json()["type"] == "ready"
+        with client.websocket_connect("/v1/stream") as c:
+            refused = c.receive_json()
+        assert refused["error"] == "busy" and "max_streams_per_client" in refused["detail"], refused
+        a.send_bytes(b"")
+        b.send_bytes(b"")
+        assert a.receive_json()["type"] == b.receive_json()["type"] == "end"
+
+
+def test_a_real_server_times_out_trickled_headers_and_survives_a_flood_of_half_open_connections(tmp_path,
+                                                                                                tmp_path_factory):
+    """The probe: headers trickled 1 byte / 2 s were never timed out, and under a file limit 1,100
+    half-open connections made /healthz time out and wrote 213 MB of log in 20 s. A real
+    ``python -m src.serve`` with 256 files at most, on loopback: a trickled request line is answered
+    408 and closed after header_timeout_s; while 400 half-open connections are held, /healthz answers
+    (the connection that waited longest makes room) and the log stays small."""
+    import socket
+    import time
+
+    with serve_process(serve_run(tmp_path_factory), tmp_path / "srv", "model_workers=1", "header_timeout_s=2",
+                       "log_level=info", fd_limit=256) as url:
+        host, port = url.removeprefix("http://").split(":")
+        t0 = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            answer = b""
+            sock.settimeout(0.5)
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":  # one byte every 0.5 s, at most 15 s
+                try:
+                    sock.sendall(bytes([byte]))
+                    if not (chunk := sock.recv(4096)):
+                        break
+                    answer += chunk
+                except TimeoutError:
+                    pass
+                except OSError:  # reset: the server closed between our bytes
+                    break
+        took_s = time.monotonic() - t0
+        assert 1.5 < took_s < 6, took_s
+        assert answer.startswith(b"HTTP/1.1 408") or not answer, answer
+        log_path = tmp_path / "srv" / "serve.log"
+        log_before = log_path.stat().st_size
+        flood, refused = [], 0
+        try:
+            for _ in range(400):
+                try:
+                    s = socket.create_connection((host, int(port)), timeout=2)
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+                    flood.append(s)
+                except OSError:
+                    refused += 1
+            t0 = time.monotonic()
+            health = httpx.get(f"{url}/healthz", timeout=10)
+            took_s = time.monotonic() - t0
+        finally:
+            for s in flood:
+                s.close()
+        assert health.status_code == 200 and health.json()["status"] == "ok" and took_s < 5, (took_s, health.text)
+        time.sleep(1.0)
+        grew = log_path.stat().st_size - log_before
+        assert grew < 200_000, (grew, log_path.read_text()[-3000:])
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200

@@ -94,6 +94,7 @@ class DecodedAudio:
 
     wave: np.ndarray
     truncated: bool = False
+    native: object = None  # what ``decode_audio(native=...)`` made, having seen the native-rate blocks
 
 
 def load_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
@@ -103,8 +104,12 @@ def load_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
 
 
 def decode_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
-                 max_duration_s: float | None = None) -> DecodedAudio:
+                 max_duration_s: float | None = None, native=None) -> DecodedAudio:
     """Decode ``path`` to a mono float32 array at ``sample_rate_hz``.
+
+    ``native(rate_hz)``, if given, is called once with the file's own rate and returns an object
+    whose ``add(block)`` sees every mono block at that rate before resampling (the quality check:
+    clipping is seen there, not after resampling); it is returned as ``DecodedAudio.native``.
 
     The cost is bounded before decoding: the declared rate must be within
     ``MIN_RATE_HZ``-``MAX_RATE_HZ`` and the declared length under ``max_duration_s``; a
@@ -127,6 +132,7 @@ def decode_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
     stream = (soxr.ResampleStream(info.samplerate, sample_rate_hz, 1, dtype="float32", quality="HQ")
               if info.samplerate != sample_rate_hz else None)
     filled, frames_read = 0, 0
+    meter = native(info.samplerate) if native is not None else None
     truncated = "should be" in (info.extra_info or "")  # libsndfile: "data : 197280 (should be 98618)"
 
     def take(block: np.ndarray) -> None:
@@ -138,6 +144,8 @@ def decode_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
         mono = to_mono(block)
         if not np.isfinite(mono).all():
             raise AudioError("non_finite", f"{path}: NaN or infinite samples")
+        if meter is not None:
+            meter.add(mono)
         if stream is not None:
             mono = stream.resample_chunk(mono, last=False)
         out, filled = _append(out, filled, mono)
@@ -157,7 +165,7 @@ def decode_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ,
         out, filled = _append(out, filled, stream.resample_chunk(np.zeros(0, np.float32), last=True))
     if filled == 0:
         raise AudioError("empty_audio", f"{path}: no samples")
-    return DecodedAudio(out[:filled], truncated)
+    return DecodedAudio(out[:filled], truncated, meter)
 
 
 def _rescue(path: str | Path, start_frame: int, take) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from src.labels import SPLITS, normalise_gender
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("path", "speaker", "gender")
+MAX_AGE_YEARS = 120.0  # an age over this (or under 0, or not finite) is a typo, not a speaker
 DROPPED_GENDERS = {"", "other", "non-binary", "nonbinary", "intersex", "transgender",
                    "do_not_wish_to_say", "unknown", "n/a", "na", "none"}
 
@@ -57,9 +59,13 @@ def _parse_age(raw: str, where: str) -> float | None:
     if not raw:
         return None
     try:
-        return float(raw)
+        age = float(raw)
     except ValueError:
         raise ManifestError(f"{where}: age {raw!r} is not a number of years") from None
+    if not (math.isfinite(age) and 0.0 <= age <= MAX_AGE_YEARS):
+        raise ManifestError(f"{where}: age {raw!r} is not an age in years (0 to {MAX_AGE_YEARS:g}; "
+                            "leave the cell empty when unknown)")
+    return age
 
 
 def _decode(manifest_path: Path) -> str:
@@ -120,6 +126,10 @@ def _read_rows(manifest_path: Path, bad_rows: list[str] | None = None,
     if first[3] is not None:
         raise ManifestError(f"{manifest_path}:{first[0]}: the header {first[3]}")
     header = [c.strip() for c in first[2]]
+    twice = sorted({c for c in header if c and header.count(c) > 1})
+    if twice:
+        raise ManifestError(f"{manifest_path}:{first[0]}: the header names column(s) {twice} more than once; "
+                            f"which one holds the data? Rename or remove the others (header: {header})")
     missing = [c for c in required if c not in header]
     if missing:
         raise ManifestError(f"{manifest_path}: missing column(s) {missing}; header is {header}")
@@ -139,6 +149,25 @@ def _read_rows(manifest_path: Path, bad_rows: list[str] | None = None,
         rows.append(dict(zip(header, cells)))
         line_nos.append(first_line)
     return header, rows, line_nos
+
+
+def read_paths(manifest_path: str | Path) -> list[Path]:
+    """The ``path`` column of a CSV (relative to its folder), read as strictly as :func:`read_manifest`
+    reads a manifest (no other column needed); ``predict`` reads its input manifest with this.
+
+    Raises:
+        ManifestError: naming the file (and line) for a file that is not UTF-8, no ``path`` column,
+            a column named twice, a bad row (a stray quote, a missing or extra cell) or an empty path.
+    """
+    manifest_path = Path(manifest_path)
+    _, rows, line_nos = _read_rows(manifest_path, required=("path",))
+    out = []
+    for line_no, r in zip(line_nos, rows):
+        path = r["path"].strip()
+        if not path:
+            raise ManifestError(f"{manifest_path}:{line_no}: empty path")
+        out.append(Path(path) if Path(path).is_absolute() else manifest_path.parent / path)
+    return out
 
 
 def _bad_row(message: str, bad_rows: list[str] | None) -> None:

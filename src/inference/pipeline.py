@@ -18,10 +18,10 @@ import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample, without_dc
 from src.encoders.base import Encoder, embed_slices
-from src.inference.quality import QualityParams, assess
+from src.inference.quality import Quality, QualityMeter, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
-from src.inference.params import TimelineParams  # noqa: F401 (re-exported)
+from src.inference.params import QualityParams, TimelineParams, check_unknown_below  # noqa: F401 (re-exported)
 from src.vad.silero import SileroSegmenter, join_segments
 
 
@@ -85,20 +85,21 @@ class GenderPipeline:
         min_speech_s: less speech than this is ``no_speech``.
         age_classifier: an age-band head on the same features (end-to-end runs with one), or None.
         model_name: what to call the model in every answer (``GenderResult.model``).
+        quality_params: when audio is too degraded for a confident answer (:mod:`src.inference.quality`).
     """
-
-    quality_params: QualityParams = QualityParams()  # when audio is too degraded for a confident answer
 
     def __init__(self, classifier: TrainedClassifier, encoder: Encoder, segmenter: SileroSegmenter,
                  unknown_below: float | None = None, min_speech_s: float = 0.25,
                  timeline_params: TimelineParams = TimelineParams(), max_duration_s: float = 4 * 3600.0,
-                 age_classifier: TrainedClassifier | None = None, model_name: str | None = None):
+                 age_classifier: TrainedClassifier | None = None, model_name: str | None = None,
+                 quality_params: QualityParams = QualityParams()):
+        self.quality_params = quality_params
         self.classifier = classifier
         self.age_classifier = age_classifier
         self.encoder = encoder
         self.segmenter = segmenter
         self.model_name = model_name
-        self.unknown_below = classifier.unknown_below if unknown_below is None else unknown_below
+        self.unknown_below = classifier.unknown_below if unknown_below is None else check_unknown_below(unknown_below)
         self._own_thresholds = unknown_below is None  # the model's threshold per predicted age group
         self.min_speech_s = min_speech_s
         self.timeline_params = timeline_params
@@ -154,23 +155,35 @@ class GenderPipeline:
         truncated = False
         try:
             if path is not None:
-                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s)
-                wave, truncated = decoded.wave, decoded.truncated
+                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s, native=self.quality_meter)
+                wave, truncated, quality = decoded.wave, decoded.truncated, decoded.native.result()
             else:
-                wave = resample(np.asarray(audio, np.float32), sample_rate_hz)
+                native = np.asarray(audio, np.float32)
+                if not np.isfinite(native).all():
+                    raise AudioError("non_finite", "NaN or infinite samples")
+                quality = assess(native, sample_rate_hz, self.quality_params)  # before resampling
+                wave = resample(native, sample_rate_hz)
             if not np.isfinite(wave).all():
                 raise AudioError("non_finite", "NaN or infinite samples")
         except AudioError as e:
             return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path,
                                 model=self.model_name)
-        result = self.classify_wave(wave, timeline)
+        result = self.classify_wave(wave, timeline, quality)
         result.path = path
         if truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result
 
-    def classify_wave(self, wave: np.ndarray, timeline: bool = False) -> GenderResult:
-        """Classify a 16 kHz mono waveform: whole-recording answer, and optionally a timeline."""
+    def quality_meter(self, sample_rate_hz: int) -> QualityMeter:
+        """The quality check fed block by block at a file's own rate (``decode_audio(native=...)``)."""
+        return QualityMeter(int(sample_rate_hz), self.quality_params)
+
+    def classify_wave(self, wave: np.ndarray, timeline: bool = False, quality: Quality | None = None) -> GenderResult:
+        """Classify a 16 kHz mono waveform: whole-recording answer, and optionally a timeline.
+
+        ``quality`` is the assessment of the recording at its native rate (:func:`assess`, before it
+        was resampled); ``None``: assessed here, on the 16 kHz wave. Its cap applies to the answer
+        and to every timeline segment."""
         duration_s = len(wave) / SAMPLE_RATE_HZ
         segments = self.segmenter.timestamps([wave])[0]
         speech = join_segments(wave, segments)
@@ -179,16 +192,19 @@ class GenderPipeline:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD", model=self.model_name)
         x = self.features([speech])
-        quality = assess(wave, speech, self.quality_params)  # clipped, short, noisy ...: confidence capped
+        if quality is None:
+            quality = assess(wave, SAMPLE_RATE_HZ, self.quality_params)
+        quality = quality.with_speech(speech_s, self.quality_params)  # clipped, short, noisy ...: confidence capped
         p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         below = float(self.classifier.unknown_thresholds(x)[0]) if self._own_thresholds else self.unknown_below
         result = GenderResult(self.label_for(p, below), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
-                              round(duration_s, 3), model=self.model_name, quality=quality.notes)
+                              round(duration_s, 3), model=self.model_name, quality=list(quality.notes))
         if result.label == UNKNOWN:
             result.status = UNKNOWN
             result.reason = f"not sure: top probability under {below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
-        if self.classifier.outside(x)[0]:
+        ood = bool(self.classifier.outside(x)[0])
+        if ood:
             result.label, result.status = UNKNOWN, UNKNOWN
             result.reason = "a voice unlike the model's training data (out of distribution)"
         if self.classifier.age_head is not None:
@@ -200,17 +216,20 @@ class GenderPipeline:
             result.age_band = self.age_classifier.classes[int(pa.argmax())]
             result.p_age_band = round(float(pa.max()), 6)
         if timeline:
-            result.timeline = self.timeline(wave, segments)
+            result.timeline = self.timeline(wave, segments, quality)
             result.speaking_time_s = speaking_time(result.timeline)
             verdict = majority_label(result.speaking_time_s)
-            if verdict == MIXED:  # two voices: no single headline label or probability
+            if verdict == MIXED and not ood and quality.max_confidence > 0.5:  # two voices (never over an
+                # unknown the audio or an unfamiliar voice forced): no single headline label or probability
                 result.label, result.status, result.p_female, result.p_male = MIXED, "ok", None, None
                 result.reason = "both voices: " + ", ".join(
                     f"{k} {result.speaking_time_s.get(k, 0.0):.1f} s" for k in CLASSES)
         return result
 
-    def timeline(self, wave: np.ndarray, segments: list[dict[str, int]]) -> list[Segment]:
-        """Label speech hop by hop (window of speech around each hop, smoothed), then merge runs."""
+    def timeline(self, wave: np.ndarray, segments: list[dict[str, int]], quality: Quality | None = None
+                 ) -> list[Segment]:
+        """Label speech hop by hop (window of speech around each hop, smoothed, capped by ``quality``
+        as the whole answer is), then merge runs."""
         tp = self.timeline_params
         scored, bounds, speech = self.timeline_windows(wave, segments)
         if not scored:
@@ -218,6 +237,8 @@ class GenderPipeline:
         x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
         p_male = self.classifier.predict_proba(x)[:, CLASSES.index("male")]
         p = smooth(p_male, tp.smooth_hops)
+        if quality is not None:
+            p = np.array([quality.shrink(float(v)) for v in p])
         out = merge_gaps(merge_hops(np.array(scored), p, tp.hop_s, self.label_for), tp.merge_gap_s)
         duration_s = math.floor(len(wave) / SAMPLE_RATE_HZ * 1000) / 1000  # the last hop may run past the end
         if out[-1].end_s > duration_s:

@@ -1,63 +1,49 @@
-"""Is a recording good enough for a confident answer? Clipping, too little speech, noise and a
-telephone band each make the encoder's view of a voice untrustworthy (a hard-clipped male
-clip came out female 0.9985, and so did its first second alone), so the pipeline lowers its
-confidence, or answers ``unknown``, and says why.
+"""Is a recording good enough for a confident answer? Clipping, noise, a telephone band, a voice
+unlike those the model was shown to work on, and too little speech each make the answer
+untrustworthy, so the pipeline caps its confidence (down to ``unknown``) and says why.
 
-    q = assess(wave, speech)            # 16 kHz mono: the whole recording, and its speech
-    q.notes                             # e.g. ['clipped', 'short_speech']
-    p = q.shrink(p_male)                # the top probability capped at q.max_confidence (0.5: unknown)
+One assessment, on the decoded audio at its **native rate**, before any resampling (resampling a
+clip clipped at 48 kHz smooths its flat tops: the old 16 kHz check saw 0 of 10; so does a lossy
+codec, whose ringing hides the plateau from a "share of samples at the peak" count):
 
-The thresholds and factors were set on the dev set's real speech, degraded on purpose
-(``python bench/quality.py`` measures accuracy and confidence per degradation, with and
-without these checks).
+    q = assess(wave, sample_rate_hz)      # any rate, mono float32: the whole recording
+    q = q.with_speech(speech_s)           # after the VAD: too little speech
+    q.notes                               # e.g. ['clipped']
+    p = q.shrink(p_male)                  # the top probability capped at q.max_confidence (0.5: unknown)
+
+The file answer, every timeline segment, ``stream`` and the service's WebSocket use it (the
+decoder feeds a :class:`QualityMeter` block by block, so a long file is assessed in bounded
+memory). The thresholds and caps are :class:`~src.inference.params.QualityParams` (the ``quality``
+config group), each set from ``python bench/quality.py`` (README, "Bad input").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from src.data.audio import SAMPLE_RATE_HZ
+from src.inference.params import QualityParams
 
-FRAME_SAMPLES = 512  # 32 ms frames for the level and spectrum statistics
+FRAME_S = 0.032  # frames for the level, spectrum and pitch statistics
+MAX_FRAMES = 3000  # frames kept for the statistics (about 96 s, spread evenly over a longer recording)
+ACTIVE_DB = 30.0  # frames within this of the loud frames (95th percentile) are the voice
+BAND_TOP_HZ = 8000.0  # the model hears up to here (16 kHz)
+HIGH_BAND_HZ = 4000.0
 
 
 @dataclass(frozen=True)
-class QualityParams:
-    """When a recording is too degraded to trust, and the most confidence each problem allows.
-
-    A cap of 0.5 answers ``unknown``; 1.0 only notes the problem. The defaults come from
-    ``bench/quality.py`` on the dev set's test speakers (README, "Bad input"): hard clipping
-    and a second of speech gave confident wrong answers; under about 5 dB SNR (an estimate
-    under 12 dB) answers were a coin toss; a telephone band cost nothing.
-    """
-
-    clipped_ratio: float = 0.01  # share of speech samples at the peak (within 0.5 %): clipped over this ...
-    clipped_cap: float = 0.8
-    severe_clipped_ratio: float = 0.05  # ... and unusable over this (x8 overdrive: about 0.17)
-    severe_clipped_cap: float = 0.5
-    short_speech_s: float = 1.5  # less speech than this is too little to be sure ...
-    short_cap: float = 0.8
-    too_short_speech_s: float = 1.0  # ... and this little is not enough to answer
-    too_short_cap: float = 0.5
-    noisy_snr_db: float = 18.0  # estimated speech-to-noise ratio under which it is noisy ...
-    noisy_cap: float = 0.8
-    very_noisy_snr_db: float = 12.0  # ... and too noisy to answer
-    very_noisy_cap: float = 0.5
-    narrowband_db: float = -30.0  # energy over 4 kHz relative to all, under which it is band-limited
-    narrowband_cap: float = 1.0
-
-
-@dataclass
 class Quality:
     """What was measured and what it means for the answer."""
 
-    clipped_ratio: float
-    speech_s: float
+    clip_score: float  # 95th over 99.9th percentile of |sample| of the voice: ~0.4 clean, 1.0 flat-topped
     snr_db: float
-    high_band_db: float
-    notes: list[str] = field(default_factory=list)
+    high_band_db: float  # energy 4-8 kHz relative to 80 Hz-8 kHz; -inf when the rate holds no band over 4 kHz
+    f0_hz: float  # median pitch of voiced frames (NaN: none)
+    voice_centroid_hz: float  # median spectral centroid (80 Hz-4 kHz) of voiced frames: rises with formants
+    sample_rate_hz: int
+    speech_s: float | None = None
+    notes: tuple[str, ...] = ()
     max_confidence: float = 1.0  # the top probability allowed; 0.5 means unknown
 
     def shrink(self, p_male: float) -> float:
@@ -67,69 +53,116 @@ class Quality:
             return p_male
         return self.max_confidence if p_male >= 0.5 else 1.0 - self.max_confidence
 
-
-def clipped_ratio(speech: np.ndarray) -> float:
-    """Share of samples within 0.5 % of the peak magnitude (clean speech: about 1e-5)."""
-    if not len(speech):
-        return 0.0
-    mag = np.abs(speech)
-    peak = float(mag.max())
-    if peak < 1e-3:
-        return 0.0
-    return float(np.mean(mag >= 0.995 * peak))
+    def with_speech(self, speech_s: float, params: QualityParams = QualityParams()) -> Quality:
+        """This assessment with the speech the VAD found: under ``short_speech_s`` is noted and capped."""
+        q = replace(self, speech_s=speech_s)
+        if speech_s < params.short_speech_s:
+            cap = params.too_short_cap if speech_s < params.too_short_speech_s else params.short_cap
+            q = replace(q, notes=(*q.notes, "short_speech"), max_confidence=min(q.max_confidence, cap))
+        return q
 
 
-def _frame_power_db(wave: np.ndarray) -> np.ndarray:
-    n = len(wave) // FRAME_SAMPLES
-    if n == 0:
-        return np.zeros(0)
-    frames = wave[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES).astype(np.float64)
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+@dataclass
+class QualityMeter:
+    """:func:`assess` fed block by block (the decoder's blocks, at the native rate), in bounded memory:
+    at most :data:`MAX_FRAMES` frames are kept, every ``stride``-th of the recording."""
+
+    sample_rate_hz: int
+    params: QualityParams = QualityParams()
+    frames: list[np.ndarray] = field(default_factory=list)
+    stride: int = 1
+    _seen: int = 0
+    _pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def frame_samples(self) -> int:
+        return max(16, round(FRAME_S * self.sample_rate_hz))
+
+    def add(self, block: np.ndarray) -> None:
+        """More mono samples at ``sample_rate_hz``."""
+        n = self.frame_samples
+        buf = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
+        k = len(buf) // n
+        self._pending = buf[k * n:].copy()
+        for i in range(k):
+            if self._seen % self.stride == 0:
+                self.frames.append(buf[i * n:(i + 1) * n].copy())
+            self._seen += 1
+            if len(self.frames) >= MAX_FRAMES:  # keep every other one, and half as many from now on
+                self.frames = self.frames[::2]
+                self.stride *= 2
+
+    def result(self) -> Quality:
+        frames = self.frames or ([self._pending] if len(self._pending) else [])
+        return _assess_frames(frames, self.sample_rate_hz, self.params)
 
 
-def snr_db(wave: np.ndarray) -> float:
-    """Estimated speech-to-noise ratio (dB): the loud frames' level (95th percentile) over the
-    quiet frames' (10th percentile), so pauses between words count as the noise floor."""
-    power = _frame_power_db(wave)
-    if len(power) < 4:
-        return float("inf")
-    return float(np.percentile(power, 95) - np.percentile(power, 10))
-
-
-def high_band_db(speech: np.ndarray) -> float:
-    """Energy over 4 kHz relative to all the energy of the speech (dB; a telephone band: under -40)."""
-    n = len(speech) // FRAME_SAMPLES
-    if n == 0:
-        return 0.0
-    frames = speech[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES) * np.hanning(FRAME_SAMPLES)
-    spec = np.sum(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
-    freqs = np.fft.rfftfreq(FRAME_SAMPLES, 1 / SAMPLE_RATE_HZ)
-    total = float(spec[freqs >= 80].sum())
-    if total <= 0:
-        return 0.0
-    return float(10 * np.log10(spec[freqs >= 4000].sum() / total + 1e-12))
-
-
-def assess(wave: np.ndarray, speech: np.ndarray, params: QualityParams = QualityParams()) -> Quality:
-    """Measure ``wave`` (the whole 16 kHz recording) and ``speech`` (its speech, joined).
+def assess(wave: np.ndarray, sample_rate_hz: int, params: QualityParams = QualityParams()) -> Quality:
+    """Measure a whole recording (mono, at its native rate, before resampling).
 
     Returns:
-        :class:`Quality` with ``notes`` among ``clipped``, ``short_speech``, ``noisy`` and
-        ``narrowband``, and the lowest cap of the problems found as ``max_confidence``.
+        :class:`Quality` with ``notes`` among ``clipped``, ``noisy``, ``narrowband`` and
+        ``unusual_voice``, and the lowest cap of the problems found as ``max_confidence``
+        (``short_speech`` is added by :meth:`Quality.with_speech` after the VAD).
     """
-    pr = params
-    q = Quality(clipped_ratio(speech), len(speech) / SAMPLE_RATE_HZ, snr_db(wave), high_band_db(speech))
-    checks = (
-        ("clipped", q.clipped_ratio > pr.clipped_ratio,
-         pr.severe_clipped_cap if q.clipped_ratio > pr.severe_clipped_ratio else pr.clipped_cap),
-        ("short_speech", q.speech_s < pr.short_speech_s,
-         pr.too_short_cap if q.speech_s < pr.too_short_speech_s else pr.short_cap),
-        ("noisy", q.snr_db < pr.noisy_snr_db, pr.very_noisy_cap if q.snr_db < pr.very_noisy_snr_db else pr.noisy_cap),
-        ("narrowband", q.high_band_db < pr.narrowband_db, pr.narrowband_cap),
-    )
-    for note, hit, cap in checks:
+    meter = QualityMeter(int(sample_rate_hz), params)
+    meter.add(wave)
+    return meter.result()
+
+
+def _assess_frames(frames: list[np.ndarray], sr: int, pr: QualityParams) -> Quality:
+    if not frames or len(frames[0]) < 16:
+        return Quality(0.0, float("inf"), 0.0, float("nan"), float("nan"), sr)
+    x = np.stack(frames).astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    power_db = 10 * np.log10(np.mean(x ** 2, axis=1) + 1e-12)
+    snr = float(np.percentile(power_db, 95) - np.percentile(power_db, 10)) if len(x) >= 4 else float("inf")
+    active = x[(power_db >= np.percentile(power_db, 95) - ACTIVE_DB) & (power_db > -80)]
+    if not len(active):
+        return Quality(0.0, snr, 0.0, float("nan"), float("nan"), sr)
+    mag = np.abs(active).ravel()
+    top = float(np.percentile(mag, 99.9))
+    clip = float(np.percentile(mag, 95) / top) if top > 1e-4 and len(mag) >= sr else 0.0  # 1 s of voice at least
+    high, f0, centroid = _spectrum(active, sr)
+    notes, cap = [], 1.0
+    narrow = high < pr.narrowband_db
+    noisy = snr < pr.noisy_snr_db
+    unusual = (pr.unusual_voice_cap < 1.0 and not narrow and not noisy and
+               ((np.isfinite(f0) and f0 >= pr.unusual_f0_hz) or
+                (np.isfinite(centroid) and centroid >= pr.unusual_centroid_hz)))
+    for note, hit, c in (
+            ("clipped", clip >= pr.clipped_score, pr.severe_clipped_cap if clip >= pr.severe_clipped_score
+             else pr.clipped_cap),
+            ("noisy", noisy, pr.very_noisy_cap if snr < pr.very_noisy_snr_db else pr.noisy_cap),
+            ("narrowband", narrow, pr.narrowband_cap),
+            ("unusual_voice", unusual, pr.unusual_voice_cap)):
         if hit:
-            q.notes.append(note)
-            q.max_confidence = min(q.max_confidence, cap)
-    return q
+            notes.append(note)
+            cap = min(cap, c)
+    return Quality(round(clip, 4), round(snr, 2), round(high, 2), round(f0, 1), round(centroid, 1), sr,
+                   notes=tuple(notes), max_confidence=cap)
+
+
+def _spectrum(active: np.ndarray, sr: int) -> tuple[float, float, float]:
+    """High-band share (dB), median F0 and median voice centroid of the active frames."""
+    n = active.shape[1]
+    spec = np.abs(np.fft.rfft(active * np.hanning(n), 2 * n, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(2 * n, 1 / sr)
+    band = (freqs >= 80) & (freqs <= BAND_TOP_HZ)
+    total = float(spec[:, band].sum())
+    if sr / 2 <= HIGH_BAND_HZ * 1.05 or total <= 0:
+        high = float("-inf")  # an 8 kHz file holds nothing over 4 kHz
+    else:
+        high = float(10 * np.log10(spec[:, band & (freqs >= HIGH_BAND_HZ)].sum() / total + 1e-12))
+    ac = np.fft.irfft(spec, axis=1)[:, :n]
+    ac = ac / (ac[:, :1] + 1e-12)
+    lo, hi = max(1, int(sr / 500)), min(n - 1, int(sr / 60))  # 60-500 Hz
+    lag = lo + ac[:, lo:hi].argmax(axis=1)
+    voiced = ac[np.arange(len(ac)), lag] > 0.5
+    if not voiced.any():
+        return high, float("nan"), float("nan")
+    f0 = float(np.median(sr / lag[voiced]))
+    low = (freqs >= 80) & (freqs <= 4000)
+    v = spec[voiced][:, low]
+    centroid = float(np.median((v * freqs[low]).sum(axis=1) / (v.sum(axis=1) + 1e-12)))
+    return high, f0, centroid

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
-from src.inference.params import StreamParams  # noqa: F401 (re-exported)
+from src.inference.params import QualityParams, StreamParams  # noqa: F401 (re-exported)
+from src.inference.quality import assess
 from src.inference.pipeline import MAJORITY_SHARE, GenderPipeline, majority_label
 from src.labels import UNKNOWN
 from src.vad.silero import WINDOW_SAMPLES, load_silero_model
@@ -45,6 +46,7 @@ class StreamEvent:
     previous: str | None = None
     p_label: float | None = None  # the held label's probability, from the last decision that supported it
     heard: str | None = None  # this hop's own label (None: silence); differs from label while a change waits
+    quality: tuple[str, ...] = ()  # what capped this decision's confidence (clipped, noisy ...; see quality.py)
 
     @property
     def is_speech(self) -> bool:
@@ -72,14 +74,21 @@ class StreamEvent:
         return head
 
 
-class StreamingGender:
-    """Feed 16 kHz mono float32 chunks; get :class:`StreamEvent` decisions."""
+QUALITY_WINDOW_S = 10.0  # each decision is capped by the quality of the last this many seconds
 
-    def __init__(self, pipeline: GenderPipeline, params: StreamParams = StreamParams(), vad_model=None):
+
+class StreamingGender:
+    """Feed 16 kHz mono float32 chunks; get :class:`StreamEvent` decisions. Each decision's
+    confidence is capped by the quality (:func:`~src.inference.quality.assess`) of the last
+    :data:`QUALITY_WINDOW_S` of audio, at its native rate when :meth:`feed` is given it."""
+
+    def __init__(self, pipeline: GenderPipeline, params: StreamParams = StreamParams(), vad_model=None,
+                 quality_params: QualityParams | None = None):
         from silero_vad import VADIterator
 
         self.pipeline = pipeline
         self.params = params
+        self.quality_params = quality_params or getattr(pipeline, "quality_params", QualityParams())
         self.vad = VADIterator(vad_model if vad_model is not None else load_silero_model(),
                                threshold=params.vad_threshold, sampling_rate=SAMPLE_RATE_HZ,
                                min_silence_duration_ms=params.vad_min_silence_ms)
@@ -102,6 +111,8 @@ class StreamingGender:
         self._label_p: float | None = None
         self._candidate: str | None = None
         self._streak = 0
+        self._native: deque[np.ndarray] = deque()  # the last QUALITY_WINDOW_S of audio at its own rate
+        self._native_rate, self._native_len = SAMPLE_RATE_HZ, 0
 
     def __call__(self, chunk: np.ndarray) -> StreamEvent | None:
         """Feed a chunk; return its last change event if any, else its last decision, else None."""
@@ -109,11 +120,15 @@ class StreamingGender:
         changes = [e for e in events if e.changed]
         return changes[-1] if changes else (events[-1] if events else None)
 
-    def feed(self, chunk: np.ndarray) -> list[StreamEvent]:
-        """Feed a chunk of any length; return every decision it completed."""
+    def feed(self, chunk: np.ndarray, native: np.ndarray | None = None, native_rate_hz: int | None = None
+             ) -> list[StreamEvent]:
+        """Feed a 16 kHz chunk of any length (and, if it was resampled, the same audio at its own rate
+        as ``native``, for the quality check); return every decision it completed."""
         chunk = np.asarray(chunk, np.float32).reshape(-1)
         if not np.isfinite(chunk).all():
             chunk = np.nan_to_num(chunk, nan=0.0, posinf=1.0, neginf=-1.0)
+        self._keep_native(chunk if native is None else np.asarray(native, np.float32).reshape(-1),
+                          SAMPLE_RATE_HZ if native is None else int(native_rate_hz))
         buf = np.concatenate([self._pending, chunk])
         n_blocks = len(buf) // WINDOW_SAMPLES
         self._pending = buf[n_blocks * WINDOW_SAMPLES:]
@@ -130,6 +145,15 @@ class StreamingGender:
                 self._since_hop -= hop
                 events.append(self._decide())
         return events
+
+    def _keep_native(self, x: np.ndarray, rate_hz: int) -> None:
+        if rate_hz != self._native_rate:
+            self._native.clear()
+            self._native_rate, self._native_len = rate_hz, 0
+        self._native.append(x)
+        self._native_len += len(x)
+        while len(self._native) > 1 and self._native_len - len(self._native[0]) >= QUALITY_WINDOW_S * rate_hz:
+            self._native_len -= len(self._native.popleft())
 
     def summary(self) -> tuple[str, dict[str, float]]:
         """The stream so far: its answer (:func:`stream_verdict` of the speaking time, not the last
@@ -171,7 +195,8 @@ class StreamingGender:
                 self.label, self._label_p = UNKNOWN, None
             return StreamEvent(t_s, self.label, None, speech_s, self.label != previous, previous, self._label_p)
         self._silence_s = 0.0
-        p_male = float(self.pipeline.p_male([np.concatenate(speech)])[0])
+        quality = assess(np.concatenate(self._native), self._native_rate, self.quality_params)
+        p_male = quality.shrink(float(self.pipeline.p_male([np.concatenate(speech)])[0]))
         new = self.pipeline.label_for(p_male)
         if new == self.label or new == UNKNOWN:
             self._candidate, self._streak = None, 0
@@ -187,7 +212,8 @@ class StreamingGender:
             self.speaking_time_s[self.label] = round(self.speaking_time_s.get(self.label, 0.0) + p.hop_s, 6)
         if new == self.label and new != UNKNOWN:
             self._label_p = round(p_male if new == "male" else 1.0 - p_male, 4)
-        return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous, self._label_p, new)
+        return StreamEvent(t_s, self.label, p_male, speech_s, self.label != previous, previous, self._label_p, new,
+                           quality.notes)
 
 
 def stream_verdict(speaking_time_s: dict[str, float], majority_share: float = MAJORITY_SHARE) -> str:

@@ -103,31 +103,43 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(examples_router(settings.examples))
 
-    @app.get("/healthz", response_model=HealthBody, summary="Liveness and the model loaded")
+    @app.get("/healthz", response_model=HealthBody, summary="Liveness, the model loaded and its workers")
     async def healthz(request: Request) -> dict:
         svc: Service = request.app.state.service
-        return {"status": "ok", "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
+        workers = svc.workers_health()
+        return {"status": "ok" if workers["alive"] >= workers["expected"] else "degraded", "workers": workers,
+                "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
                 "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
                            "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
                            "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,
                            "upload_timeout_s": settings.upload_timeout_s,
-                           "upload_idle_timeout_s": settings.upload_idle_timeout_s}}
+                           "upload_idle_timeout_s": settings.upload_idle_timeout_s,
+                           "upload_min_rate_kbs": settings.upload_min_rate_kbs,
+                           "max_uploads_per_client": settings.max_uploads_per_client,
+                           "max_streams_per_client": settings.max_streams_per_client,
+                           "stream_idle_timeout_s": settings.stream_idle_timeout_s,
+                           "header_timeout_s": settings.header_timeout_s}}
 
     @app.post("/v1/classify", response_model=ClassifyBody, responses=ERROR_RESPONSES, openapi_extra=UPLOAD_BODY,
               summary="Gender of the speaker in an uploaded recording")
     async def classify(request: Request, timeline: bool = Query(
             False, description="add segments where the speaker's gender changes, and speaking time")) -> JSONResponse:
         svc: Service = request.app.state.service
-        if not svc.uploads.enter():
-            busy = {"error": "busy", "detail": f"{settings.max_uploads} uploads are in progress (max_uploads); "
-                                              "retry in a few seconds"}
-            return JSONResponse(busy, status_code=503, headers={"Retry-After": "2"})
+        client = request.client.host if request.client else None
+        refused = svc.uploads.enter(client)
+        if refused:
+            detail = (f"{settings.max_uploads} uploads are in progress (max_uploads)" if refused == "busy" else
+                      f"this client has {settings.max_uploads_per_client} uploads in progress "
+                      "(max_uploads_per_client)")
+            return JSONResponse({"error": "busy", "detail": detail + "; retry in a few seconds"}, status_code=503,
+                                headers={"Retry-After": "2"})
         path = svc.tmp_dir / f"{uuid.uuid4().hex}.upload"  # a generated name, never the client's
         try:
             up = await receive_upload(request, path, settings.max_upload_bytes, settings.upload_idle_timeout_s,
-                                      settings.upload_timeout_s)
+                                      settings.upload_timeout_s, settings.upload_min_rate_kbs * 1024,
+                                      settings.upload_rate_grace_s)
             if up.size == 0:
                 raise ApiError(400, "empty_file", f"the uploaded file {up.filename or ''!r} is empty")
             result = await anyio.to_thread.run_sync(svc.classify_file, path, timeline, up.filename,
@@ -143,7 +155,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
             raise
         finally:
             path.unlink(missing_ok=True)
-            svc.uploads.leave()
+            svc.uploads.leave(client)
         body = result.to_dict()
         body.pop("path", None)
         body["filename"] = up.filename

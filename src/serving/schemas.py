@@ -44,7 +44,8 @@ class ClassifyBody(BaseModel):
 
 
 class HealthBody(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded while fewer model workers are alive than expected")
+    workers: dict[str, int] = Field(description="model worker processes: alive, expected, restarts")
     classes: list[str]
     encoder: str | None
     run: str | None
@@ -60,7 +61,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (400, "bad multipart body, empty file"), (408, "the body did not arrive within upload_timeout_s"),
         (413, "body over max_upload_mb, or audio over max_duration_s"),
         (415, "the file part is not audio"), (422, "no `file` field, unreadable audio, bad query"),
-        (500, "a bug; the service goes on"), (503, "max_uploads uploads are in progress; retry later"))}
+        (500, "a bug; the service goes on"),
+        (503, "max_uploads uploads are in progress (busy), or no model worker is alive (workers_unavailable); "
+              "retry after Retry-After seconds"))}
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": [UPLOAD_FIELD],

@@ -21,11 +21,12 @@ import numpy as np
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.streaming import StreamParams
+from src.serving.errors import ApiError
 from src.serving.examples import Example
 from src.serving.limits import UploadGate
 from src.serving.session import LockedPipeline, StreamSession
 from src.serving.uploads import decode_upload
-from src.serving.workers import ModelWorkers
+from src.serving.workers import ModelWorkers, WorkersUnavailable
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class ServeSettings:
     max_uploads: int = 32  # uploads in progress at once (reading, queued, classified); more: 503
     upload_timeout_s: float = 60.0  # the whole request body must arrive within this; else 408
     upload_idle_timeout_s: float = 10.0  # ... and no gap between its chunks may be longer
+    upload_min_rate_kbs: float = 8.0  # ... and after upload_rate_grace_s its average rate may not be under this (KiB/s)
+    upload_rate_grace_s: float = 5.0
+    max_uploads_per_client: int = 8  # upload slots one client address may hold at once; more: 503
+    max_streams_per_client: int = 4  # WebSocket streams one client address may hold at once; more: 1013
+    stream_idle_timeout_s: float = 20.0  # a WebSocket with no frame for this long is closed (1008 idle_timeout)
+    header_timeout_s: float = 10.0  # a connection whose request line and headers take longer is closed (408)
     stream: StreamParams = StreamParams()
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
@@ -68,20 +75,32 @@ class Service:
         self.workers: ModelWorkers | None = None  # set by the lifespan: uploads go to worker processes
         self.decode_limiter = anyio.CapacityLimiter(max(1, settings.decode_workers))
         self.active_streams = 0
-        self.uploads = UploadGate(max(1, settings.max_uploads))
+        self.streams_by_client: dict[str, int] = {}
+        self.uploads = UploadGate(max(1, settings.max_uploads), max(1, settings.max_uploads_per_client))
         self.started = time.monotonic()
 
     def classify_file(self, path: Path, timeline: bool, filename: str | None) -> GenderResult:
         """Decode, then classify (in a model worker process, or here under the lock); runs in a worker thread."""
-        decoded = decode_upload(path, self.settings.max_duration_s, filename)
+        decoded = decode_upload(path, self.settings.max_duration_s, filename, native=self.pipeline.quality_meter)
+        quality = decoded.native.result()  # assessed at the file's own rate, before resampling
         if self.workers is not None:
-            result = self.workers.classify(decoded.wave, timeline)
+            try:
+                result = self.workers.classify(decoded.wave, timeline, quality)
+            except WorkersUnavailable as e:
+                raise ApiError(503, "workers_unavailable", f"{e.detail}; retry in {e.retry_after_s} s",
+                               {"Retry-After": str(e.retry_after_s)}) from None
         else:
             with self.model_lock:
-                result = self.pipeline.classify_wave(decoded.wave, timeline)
+                result = self.pipeline.classify_wave(decoded.wave, timeline, quality)
         if decoded.truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
         return result
+
+    def workers_health(self) -> dict[str, int]:
+        """Model workers alive and expected (in process: the server itself, one)."""
+        if self.workers is None:
+            return {"alive": 1, "expected": 1, "restarts": 0}
+        return self.workers.health()
 
     def new_session(self, rate_hz: int, dtype: str) -> StreamSession:
         s = self.settings

@@ -52,6 +52,10 @@ class LockedPipeline:
     def label_for(self, p_male: float) -> str:
         return self._pipeline.label_for(p_male)
 
+    @property
+    def quality_params(self):
+        return self._pipeline.quality_params
+
 
 class StreamError(Exception):
     """A frame or a request the stream cannot take: sent as ``error``, then the socket closes."""
@@ -95,9 +99,9 @@ class StreamSession:
 
     def feed(self, x: np.ndarray) -> list[StreamEvent]:
         """Resample to 16 kHz and step the streamer (in a worker thread)."""
-        if self.resampler is not None:
-            x = self.resampler.resample_chunk(x, last=False)
-        return self.streamer.feed(x)
+        if self.resampler is None:
+            return self.streamer.feed(x)
+        return self.streamer.feed(self.resampler.resample_chunk(x, last=False), native=x, native_rate_hz=self.rate_hz)
 
     def finish(self) -> list[StreamEvent]:
         """The resampler's tail, at the end of the stream."""
@@ -117,7 +121,8 @@ class StreamSession:
 def event_message(e: StreamEvent) -> dict[str, Any]:
     return {"type": "event", "t_s": round(e.t_s, 3), "label": e.label,
             "p_male": None if e.p_male is None else round(e.p_male, 4), "speech_s": round(e.speech_s, 3),
-            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip()}
+            "changed": e.changed, "p_label": e.p_label, "heard": e.heard, "text": e.text().strip(),
+            "quality": list(e.quality)}
 
 
 def stream_format(ws: WebSocket) -> tuple[int, str]:
@@ -147,18 +152,28 @@ async def serve_stream(ws: WebSocket, svc: Service) -> None:
         await ws.close(code=WS_POLICY_VIOLATION, reason="origin not allowed")
         return
     await ws.accept()
+    client = ws.client.host if ws.client else ""
     svc.active_streams += 1
+    svc.streams_by_client[client] = svc.streams_by_client.get(client, 0) + 1
     session: StreamSession | None = None
     try:
         rate, dtype = stream_format(ws)
         if svc.active_streams > settings.max_streams:
             raise StreamError("busy", f"{settings.max_streams} streams are open (max_streams); try again later",
                               WS_TRY_AGAIN_LATER)
+        if svc.streams_by_client[client] > settings.max_streams_per_client:
+            raise StreamError("busy", f"this client has {settings.max_streams_per_client} streams open "
+                                      "(max_streams_per_client); try again later", WS_TRY_AGAIN_LATER)
         session = await anyio.to_thread.run_sync(svc.new_session, rate, dtype)
         await ws.send_json({"type": "ready", "rate": rate, "dtype": dtype, "hop_s": settings.stream.hop_s,
                             "classes": list(CLASSES)})
         while True:
-            msg = await ws.receive()
+            try:
+                with anyio.fail_after(settings.stream_idle_timeout_s):
+                    msg = await ws.receive()
+            except TimeoutError:
+                raise StreamError("idle_timeout", f"no frame for {settings.stream_idle_timeout_s:g} s "
+                                                  "(stream_idle_timeout_s); the stream is closed") from None
             if msg["type"] == "websocket.disconnect":
                 return
             data = msg.get("bytes")
@@ -186,6 +201,9 @@ async def serve_stream(ws: WebSocket, svc: Service) -> None:
                                                 1011))
     finally:
         svc.active_streams -= 1
+        left = svc.streams_by_client.pop(client, 1) - 1
+        if left:
+            svc.streams_by_client[client] = left
         del session  # its VAD and resampler go with it
 
 

@@ -36,9 +36,11 @@ class Upload:
 
 
 async def receive_upload(request: Request, dest: Path, max_bytes: int, idle_timeout_s: float = float("inf"),
-                         total_timeout_s: float = float("inf")) -> Upload:
+                         total_timeout_s: float = float("inf"), min_rate_bytes_s: float = 0.0,
+                         grace_s: float = 0.0) -> Upload:
     """Stream the ``file`` part of a multipart body into ``dest``, enforcing ``max_bytes`` and
-    the timeouts (no chunk for ``idle_timeout_s``, or the body not done in ``total_timeout_s``).
+    the timeouts (no chunk for ``idle_timeout_s``, the body not done in ``total_timeout_s``, or
+    slower than ``min_rate_bytes_s`` on average once ``grace_s`` have passed).
 
     The body is never held in memory; the client's file name is kept only as a string.
 
@@ -104,7 +106,8 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int, idle_time
     received = 0
     with open(dest, "xb") as out:
         try:
-            async for chunk in timed_chunks(request.stream(), idle_timeout_s, total_timeout_s):
+            chunks = timed_chunks(request.stream(), idle_timeout_s, total_timeout_s, min_rate_bytes_s, grace_s)
+            async for chunk in chunks:
                 received += len(chunk)
                 if received > max_bytes + MULTIPART_SLACK_BYTES:
                     raise ApiError(413, "too_large", f"the upload is over the limit of {max_bytes / 2**20:g} MiB "
@@ -129,15 +132,16 @@ AUDIO_ERRORS = {  # AudioError.reason -> (status, error)
 }  # any other reason (missing, not_a_file ...) is about the service's own temp file: a 500
 
 
-def decode_upload(path: Path, max_duration_s: float, filename: str | None) -> DecodedAudio:
-    """The uploaded file at ``path`` as a 16 kHz mono wave (at most ``max_duration_s``).
+def decode_upload(path: Path, max_duration_s: float, filename: str | None, native=None) -> DecodedAudio:
+    """The uploaded file at ``path`` as a 16 kHz mono wave (at most ``max_duration_s``); ``native``
+    sees it at its own rate first (``decode_audio``'s: the quality check).
 
     Raises:
         ApiError: the status of :data:`AUDIO_ERRORS` (messages name ``filename``, never the temp
             file); any other reason is about the service's own temp file: 500.
     """
     try:
-        return decode_audio(path, SAMPLE_RATE_HZ, max_duration_s)
+        return decode_audio(path, SAMPLE_RATE_HZ, max_duration_s, native=native)
     except AudioError as e:
         status, error = AUDIO_ERRORS.get(e.reason, (500, "internal_error"))
         raise ApiError(status, error, e.message.replace(str(path), filename or "the upload")) from None

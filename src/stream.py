@@ -59,7 +59,7 @@ def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_ho
     return streamer.summary()
 
 
-@verb("stream")
+@verb("stream", positional="source", prefix="file:")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     chunks = open_source(cfg.source, cfg)  # a wrong source setting fails before the models load

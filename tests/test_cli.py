@@ -153,7 +153,7 @@ def test_status_says_unknown_apart_from_no_speech_and_error(tmp_path):
     (folder / MALE.name).write_bytes(MALE.read_bytes())
     sf.write(folder / "silence.wav", np.zeros(3 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ)
     (folder / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
-    proc = verb("predict", f"input={folder}", "format=csv", "unknown_below=1.01", "timeline=false", "progress=false")
+    proc = verb("predict", f"input={folder}", "format=csv", "unknown_below=1", "timeline=false", "progress=false")
     rows = {Path(r["path"]).name: r for r in csv.DictReader(proc.stdout.splitlines())}
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {k: (r["label"], r["status"]) for k, r in rows.items()} == {

@@ -9,6 +9,11 @@ choices, a path that does not exist, a run that is not finished) prints one line
 exits 2, and any other failure prints one line and exits 1. ``HYDRA_FULL_ERROR=1`` or the option
 ``debug=true`` shows the traceback instead. ``--help`` lists the verb's own options, one line
 each, from the comments of ``conf/<verb>.yaml``.
+
+The command line forgives: a verb with a ``positional`` option takes it bare or as ``-i``/``--input``
+(``python -m src.predict call.wav``, any path, quoted for Hydra here); a misspelt option gets a "did
+you mean"; and a command the error message suggests carries the user's own overrides that it takes
+(``train data=dev`` before extraction suggests ``python -m src.extract encoder=... data=dev``).
 """
 
 from __future__ import annotations
@@ -89,8 +94,129 @@ def verb_help(config_name: str, doc: str | None) -> str:
     return "\n".join(lines)
 
 
-def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
-    """Decorator for a verb's ``main(cfg)``: Hydra, then errors as one line and exit codes 2 (usage) / 1."""
+INPUT_FLAGS = ("-i", "--input")
+HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--experimental-rerun")  # Hydra's flags that take the next argument
+
+
+def hydra_value(text: str) -> str:
+    """``text`` as a Hydra override value, quoted when Hydra's grammar would read it otherwise."""
+    if re.fullmatch(r"[\w./:@+-]+", text) and not text[0].isdigit():
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def with_positional(args: list[str], key: str, prefix: str = "") -> list[str]:
+    """Bare arguments and ``-i X`` / ``--input X`` / ``--input=X`` as ``key=<prefix>X`` overrides."""
+    out, rest = [], iter(args)
+
+    def value(text: str) -> str:
+        return hydra_value(text if text.startswith(prefix) or re.fullmatch(r"\w+", text) else prefix + text)
+
+    for a in rest:
+        if a in HYDRA_VALUE_FLAGS:
+            out += [a, next(rest, "")]
+        elif a in INPUT_FLAGS:
+            nxt = next(rest, None)
+            if nxt is None:
+                raise UsageError(f"{a} needs a value: {a} <file or folder>")
+            out.append(f"{key}={value(nxt)}")
+        elif a.startswith("--input="):
+            out.append(f"{key}={value(a.split('=', 1)[1])}")
+        elif not a.startswith("-") and "=" not in a:
+            out.append(f"{key}={value(a)}")
+        else:
+            out.append(a)
+    return out
+
+
+def config_keys(config_name: str) -> list[str]:
+    """Every key of the verb's composed config, dotted (``format``, ``timeline_params.hop_s`` ...)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(version_base="1.3", config_module="conf"):
+        cfg = compose(config_name)
+    out = []
+
+    def walk(node, prefix: str) -> None:
+        for k in node:
+            v = node._get_node(k)
+            if OmegaConf.is_dict(v):
+                walk(v, f"{prefix}{k}.")
+            out.append(f"{prefix}{k}")
+
+    walk(cfg, "")
+    return out
+
+
+def did_you_mean(config_name: str, text: str) -> str:
+    """`` (did you mean format?)`` for an unknown key in ``text``, or ``""``."""
+    import difflib
+
+    m = re.search(r"Key '([\w.]+)' is not in struct|Could not override '([\w.]+)'", text)
+    if not m:
+        return ""
+    key = m.group(1) or m.group(2)
+    try:
+        keys = config_keys(config_name)
+    except Exception:  # noqa: BLE001 (a suggestion is a courtesy, never a second error)
+        return ""
+    close = difflib.get_close_matches(key, keys, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(c + '=' for c in close)}?)" if close else ""
+
+
+def carry_overrides(text: str, args: list[str]) -> str:
+    """A suggested ```python -m src.<verb> ...``` in ``text`` with the user's own overrides added that
+    that verb takes (its config has the key) and the suggestion does not already set."""
+
+    def extend(m: re.Match) -> str:
+        target, cmd = m.group(1), m.group(0)[:-1]
+        try:
+            keys = set(config_keys(target))
+        except Exception:  # noqa: BLE001
+            return m.group(0)
+        have = {w.split("=", 1)[0].lstrip("+~") for w in cmd.split() if "=" in w}
+        extra = [a for a in args if "=" in a and (k := a.split("=", 1)[0].lstrip("+~")) in keys and k not in have
+                 and not k.startswith("hydra")]
+        return cmd + "".join(f" {a}" for a in extra) + "`"
+
+    return re.sub(r"`python -m src\.(\w+)[^`]*`", extend, text)
+
+
+def check_options(config_name: str, cfg) -> None:
+    """What the YAML's types cannot say, checked before any work: an option whose default is a bool
+    takes only true/false, ``unknown_below`` is null or within [0.5, 1], and the ``timeline_params``
+    and ``stream`` groups pass their dataclasses' own range checks.
+
+    Raises:
+        UsageError: the first option out of range, with what it takes.
+    """
+    from omegaconf import OmegaConf
+
+    text = files("conf").joinpath(f"{config_name}.yaml").read_text(encoding="utf-8")
+    defaults = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    for key, default in defaults.items():
+        if isinstance(default, bool) and key in cfg and not isinstance(cfg.get(key), bool):
+            raise UsageError(f"{key}={cfg.get(key)}: give true or false")
+    ub = cfg.get("unknown_below")
+    if ub is not None and (isinstance(ub, bool) or not isinstance(ub, (int, float)) or not 0.5 <= ub <= 1.0):
+        raise UsageError(f"unknown_below={ub}: give a probability in [0.5, 1] (or null: the model's own)")
+    from src.inference.params import StreamParams, TimelineParams
+
+    for group, cls in (("timeline_params", TimelineParams), ("stream", StreamParams)):
+        if cfg.get(group) is not None:
+            try:
+                cls(**cfg[group])
+            except (TypeError, ValueError) as e:
+                raise UsageError(str(e)) from None
+
+
+def verb(config_name: str, positional: str | None = None, prefix: str = "") -> Callable[[Callable], Callable[[], None]]:
+    """Decorator for a verb's ``main(cfg)``: Hydra, then errors as one line and exit codes 2 (usage) / 1.
+    ``positional``: the option a bare argument or ``-i`` sets (``prefix`` before its value)."""
 
     def decorate(task: Callable) -> Callable[[], None]:
         failed: list[BaseException] = []
@@ -98,6 +224,7 @@ def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
         @functools.wraps(task)
         def guarded(cfg):  # the task's own error is raised after Hydra returns (Hydra would print a line of its own)
             try:
+                check_options(config_name, cfg)
                 return task(cfg)
             except (Exception, KeyboardInterrupt) as err:
                 failed.append(err)
@@ -112,6 +239,12 @@ def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
             user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1" and not os.environ.get(_SET_BY_US)
             debug = any(a in DEBUG_ARGS for a in sys.argv[1:]) or user_full_error
             sys.argv = [a for a in sys.argv if a not in DEBUG_ARGS]
+            if positional:
+                try:
+                    sys.argv = sys.argv[:1] + with_positional(sys.argv[1:], positional, prefix)
+                except UsageError as err:
+                    print(f"{config_name}: error (usage): {err}", file=sys.stderr)
+                    sys.exit(USAGE_EXIT)
             if not user_full_error:  # Hydra re-raises and the error is reported here; child processes
                 os.environ["HYDRA_FULL_ERROR"] = os.environ[_SET_BY_US] = "1"  # know it was not the user's
             try:
@@ -127,8 +260,9 @@ def verb(config_name: str) -> Callable[[Callable], Callable[[], None]]:
                     traceback.print_exc()
                     sys.exit(code)
                 kind = "usage" if code == USAGE_EXIT else type(err).__name__
-                print(f"{config_name}: error ({kind}): "
-                      f"{one_line(err)}  [debug=true for the traceback]", file=sys.stderr)
+                text = one_line(err)
+                text = carry_overrides(text + did_you_mean(config_name, text), sys.argv[1:])
+                print(f"{config_name}: error ({kind}): {text}  [debug=true for the traceback]", file=sys.stderr)
                 sys.exit(code)
 
         return main

@@ -30,7 +30,8 @@ from src.inference.pretrained import resolve_model
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".m4a"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au",  # libsndfile
+                  ".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mka", ".3gp", ".amr", ".wma", ".caf"}  # FFmpeg
 
 
 def list_inputs(input_path: str | Path) -> list[Path]:
@@ -167,7 +168,7 @@ def run_predict(cfg: DictConfig) -> int:
     return n
 
 
-@verb("predict")
+@verb("predict", positional="input")
 def main(cfg: DictConfig) -> None:
     run_predict(cfg)
 

@@ -1,6 +1,6 @@
-"""``python -m src.serve run=<run_dir|latest> host=127.0.0.1 port=8000``: the HTTP service.
+"""``python -m src.serve [run=<run_dir|latest>] host=127.0.0.1 port=8000``: the HTTP service.
 
-    python -m src.serve                                   # the newest run, http://127.0.0.1:8000/
+    python -m src.serve                                   # the shipped model, http://127.0.0.1:8000/
     python -m src.serve run=latest:resemblyzer port=9000 max_upload_mb=50 max_duration_s=1800
 
 ``POST /v1/classify`` (multipart ``file``), ``WebSocket /v1/stream?rate=&dtype=``,
@@ -30,7 +30,7 @@ from src.models.run_folder import open_run
 log = logging.getLogger(__name__)
 
 
-def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSettings:
+def serve_settings(cfg: DictConfig, run_name: str | None = None, model_card: str | None = None) -> ServeSettings:
     """The service's limits and options from ``conf/serve.yaml``."""
     return ServeSettings(max_upload_mb=float(cfg.max_upload_mb), max_duration_s=float(cfg.max_duration_s),
                          max_stream_s=float(cfg.max_stream_s), max_frame_kb=float(cfg.max_frame_kb),
@@ -46,7 +46,8 @@ def serve_settings(cfg: DictConfig, run_name: str | None = None) -> ServeSetting
                          header_timeout_s=float(cfg.header_timeout_s),
                          stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,
                          allowed_origins=tuple(cfg.allowed_origins), run_name=run_name,
-                         examples=tuple(Example(str(e.title), str(e.path)) for e in cfg.get("examples") or ()))
+                         examples=tuple(Example(str(e.title), str(e.path), e.get("note"))
+                                        for e in cfg.get("examples") or ()), model_card=model_card)
 
 
 def is_loopback(host: str) -> bool:
@@ -68,7 +69,8 @@ def run_serve(cfg: DictConfig) -> None:
     QualityParams(**cfg.quality)
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
-    settings = serve_settings(cfg, run_dir.name)
+    card = run_dir / "MODEL_CARD.md"
+    settings = serve_settings(cfg, run_dir.name, str(card) if card.is_file() else None)
     factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
                                 timeline_params=TimelineParams(**cfg.timeline_params),
                                 quality_params=QualityParams(**cfg.quality),

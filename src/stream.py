@@ -60,7 +60,7 @@ def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_ho
     return streamer.summary()
 
 
-@verb("stream")
+@verb("stream", positional="source", prefix="file:")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     params = StreamParams(**cfg.stream)  # a setting out of range fails before the models load ...

@@ -112,9 +112,26 @@ def run_train(cfg: DictConfig, run_dir: str | Path) -> dict:
                      encoder_meta=metas[0], info=info, heads=head_params(cfg))
 
 
+def remove_unfinished(run_dir: Path) -> None:
+    """A run folder with no checkpoint (the run failed before saving one): gone, so that ``run=latest``
+    and the user never meet an empty run; its log went to the terminal."""
+    import shutil
+
+    from src.models.checkpoint import CHECKPOINT_NAME
+
+    if run_dir.is_dir() and not (run_dir / CHECKPOINT_NAME).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("the run failed: its folder %s was removed", run_dir)
+
+
 @verb("train")
 def main(cfg: DictConfig) -> float:
-    metrics = run_train(cfg, HydraConfig.get().runtime.output_dir)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        metrics = run_train(cfg, run_dir)
+    except BaseException:
+        remove_unfinished(run_dir)
+        raise
     return metrics["val"]["log_loss"]
 
 

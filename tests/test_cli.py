@@ -171,7 +171,8 @@ def test_a_prediction_is_quiet_names_its_model_and_writes_nothing_where_it_runs(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]  # no logs/ in the user's folder
     r = json.loads(out.read_text())
     assert r["model"] == "default" and r["label"] == "mixed" and r["status"] == "ok", r
-    assert r["p_male"] is None and r["speaking_time_s"]["female"] > 3 and r["speaking_time_s"]["male"] > 3, r
+    assert r["p_male"] is not None and r["speaking_time_s"]["female"] > 3 and r["speaking_time_s"]["male"] > 3, r
+    assert r["p_female"] == pytest.approx(1 - r["p_male"], abs=1e-5)  # mixed keeps the whole recording's
     assert sum(r["speaking_time_s"].values()) <= r["speech_s"] + 0.5  # speech only, not the pauses
 
 

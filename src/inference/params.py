@@ -46,10 +46,18 @@ class TimelineParams:
     min_window_speech_s: float = 0.5  # windows with less speech are not scored
     smooth_hops: int = 3  # moving average of p(male) over this many scored hops
     merge_gap_s: float = 1.0  # neighbouring segments of one label with a pause up to this long become one
+    # `mixed` only when two voices are established (src/inference/pipeline.py Voices; bench/mixed.py measures it):
+    # the scored hops split in two by speaker embedding, ...
+    min_voice_s: float = 2.0  # ... each side with this many seconds of hops, ...
+    min_voice_distance: float = 0.25  # ... the sides' mean speaker embeddings this cosine distance apart, ...
+    # ... and one side's speech answered female, the other's male (the model's threshold and unknown_below)
 
     def __post_init__(self) -> None:
-        _check(self, positive=("window_s", "hop_s"), non_negative=("min_window_speech_s", "merge_gap_s"),
+        _check(self, positive=("window_s", "hop_s"), non_negative=("min_window_speech_s", "merge_gap_s", "min_voice_s"),
                at_least_one=("smooth_hops",))
+        if not 0.0 <= self.min_voice_distance <= 2.0:  # a cosine distance (NaN never passes)
+            raise SettingError(f"timeline_params.min_voice_distance={self.min_voice_distance} is out of range: "
+                               "it must be a number in [0, 2]")
 
 
 @dataclass(frozen=True)

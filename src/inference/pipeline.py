@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, resample, without_dc
+from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, wave_from_array, without_dc
 from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import Quality, QualityMeter, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
@@ -37,12 +37,72 @@ class Segment:
 
 
 @dataclass
+class Voices:
+    """A recording's timeline and the evidence for two voices in it.
+
+    ``hops`` are the scored hops (``hop_s`` apart), ``p_male`` their smoothed p(male) and ``speaker``
+    their L2-normalised speaker embeddings. ``side`` splits the hops in two by speaker (2-means on
+    the embeddings), ``distance`` is the cosine distance between the two sides' mean embeddings and
+    ``p_voice`` each side's p(male) from all of its speech at once and ``voice_labels`` each side's
+    answer by the pipeline's own rule (its threshold and ``unknown_below``); both are computed only
+    when the sides pass the size and distance gates, else None.
+    """
+
+    segments: list[Segment]
+    hops: np.ndarray
+    p_male: np.ndarray
+    speaker: np.ndarray
+    hop_s: float
+    side: np.ndarray | None = None
+    distance: float = float("nan")
+    p_voice: tuple[float, float] | None = None
+    voice_labels: tuple[str, str] | None = None
+
+    def side_s(self) -> tuple[float, float]:
+        """Seconds of scored hops on each side."""
+        if self.side is None:
+            return 0.0, 0.0
+        n1 = int(self.side.sum())
+        return (len(self.side) - n1) * self.hop_s, n1 * self.hop_s
+
+    def gates(self, params: TimelineParams) -> bool:
+        """Two speakers: each side ``min_voice_s`` of hops, the sides ``min_voice_distance`` apart."""
+        return min(self.side_s()) >= max(params.min_voice_s, self.hop_s) and self.distance >= params.min_voice_distance
+
+    def two_voices(self, params: TimelineParams) -> bool:
+        """Both voices established: two speakers (:meth:`gates`), one side answered female and the
+        other male, each from all of its own speech (not ``unknown``). One voice whose windows waver
+        is one speaker; two voices of one gender are that gender."""
+        return (self.voice_labels is not None and self.gates(params)
+                and sorted(self.voice_labels) == ["female", "male"])
+
+
+def two_way_split(v: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """0/1 per row of ``v`` (L2-normalised vectors): spherical 2-means, started from the row
+    farthest from the mean and the row farthest from that one (deterministic)."""
+    a = v[int(np.argmin(v @ v.mean(axis=0)))]
+    b = v[int(np.argmin(v @ a))]
+    side = np.zeros(len(v), int)
+    for _ in range(iterations):
+        new = (v @ b > v @ a).astype(int)
+        if new.min() == new.max():
+            return new
+        a, b = v[new == 0].mean(axis=0), v[new == 1].mean(axis=0)
+        a, b = a / max(np.linalg.norm(a), 1e-12), b / max(np.linalg.norm(b), 1e-12)
+        if (new == side).all():
+            break
+        side = new
+    return side
+
+
+@dataclass
 class GenderResult:
     """The answer for one recording.
 
-    ``label`` is ``female``, ``male``, ``mixed`` (with a timeline: both voices, neither with
-    :data:`MAJORITY_SHARE` of the speaking time; ``speaking_time_s`` says how much of each) or
-    ``unknown``. ``status`` says why: ``ok`` (an answer), ``unknown`` (speech, but confidence under
+    ``label`` is ``female``, ``male``, ``mixed`` (with a timeline: two voices, each established,
+    see :meth:`Voices.two_voices`; ``p_male`` stays the whole recording's and ``speaking_time_s``
+    says how much of each) or ``unknown``. ``status`` says why: ``ok`` (an answer), ``unknown`` (speech,
+    but confidence under
     the pipeline's ``unknown_below`` or a voice unlike the model's training data: ``reason`` says
     which), ``no_speech`` or ``error`` (the file could not be read: ``reason``). ``age_group`` (child / teen / adult)
     and its calibrated probability come from models trained where ages exist; ``age_band`` and its
@@ -122,7 +182,7 @@ class GenderPipeline:
         from src.inference.pretrained import pretrained_dir
 
         path = pretrained_dir(name)
-        kwargs.setdefault("model_name", f"{name} (shipped: {path.name}/)")
+        kwargs.setdefault("model_name", path.name)  # as predict, serve and stream name it (models/<name>)
         return cls.from_run(path, device=device, **kwargs)
 
     @staticmethod
@@ -148,21 +208,26 @@ class GenderPipeline:
         """The encoder's vectors of speech signals, each signal's DC offset removed first."""
         return self.encoder.embed([without_dc(s) for s in speech])
 
-    def __call__(self, audio: str | Path | np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
-                 timeline: bool = False) -> GenderResult:
-        """Classify a file path or a mono waveform (any rate); never raises for bad audio."""
+    def __call__(self, audio, sample_rate_hz: int | None = None, timeline: bool = True,
+                 channel: int | None = None) -> GenderResult:
+        """Classify a recording: a file path (any container libsndfile or FFmpeg decodes), or an
+        array in any form :func:`src.data.audio.wave_from_array` takes (a bare array is 16 kHz unless
+        ``sample_rate_hz`` says otherwise; int16/int32/uint8 samples are scaled; channels averaged,
+        or ``channel`` alone). ``timeline`` (on, as on every surface) adds the segments per voice and
+        decides ``mixed``.
+
+        Bad audio (unreadable, empty, NaN ...) gives ``status="error"`` and never raises; an argument
+        that is not audio at all (a 3-D array, a string of bytes, float samples far outside [-1, 1]
+        ...) raises one ``ValueError`` saying which forms are taken.
+        """
         path = str(audio) if isinstance(audio, (str, Path)) else None
         truncated = False
         try:
             if path is not None:
-                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s, native=self.quality_meter)
+                decoded = decode_audio(audio, SAMPLE_RATE_HZ, self.max_duration_s, channel, native=self.quality_meter)
                 wave, truncated, quality = decoded.wave, decoded.truncated, decoded.native.result()
             else:
-                native = np.asarray(audio, np.float32)
-                if not np.isfinite(native).all():
-                    raise AudioError("non_finite", "NaN or infinite samples")
-                quality = assess(native, sample_rate_hz, self.quality_params)  # before resampling
-                wave = resample(native, sample_rate_hz)
+                wave, quality = wave_from_array(audio, sample_rate_hz, channel), None  # assessed at 16 kHz
             if not np.isfinite(wave).all():
                 raise AudioError("non_finite", "NaN or infinite samples")
         except AudioError as e:
@@ -216,35 +281,102 @@ class GenderPipeline:
             result.age_band = self.age_classifier.classes[int(pa.argmax())]
             result.p_age_band = round(float(pa.max()), 6)
         if timeline:
-            result.timeline = self.timeline(wave, segments, quality)
-            result.speaking_time_s = speaking_time(result.timeline)
-            verdict = majority_label(result.speaking_time_s)
-            if verdict == MIXED and not ood and quality.max_confidence > 0.5:  # two voices (never over an
-                # unknown the audio or an unfamiliar voice forced): no single headline label or probability
-                result.label, result.status, result.p_female, result.p_male = MIXED, "ok", None, None
-                result.reason = "both voices: " + ", ".join(
-                    f"{k} {result.speaking_time_s.get(k, 0.0):.1f} s" for k in CLASSES)
+            voices = self.voices(wave, segments, quality=quality)
+            result.timeline, result.speaking_time_s = voices.segments, speaking_time(voices.segments)
+            # one answer per voice (never over an unknown the audio or an unfamiliar voice forced);
+            # p_male stays the whole recording's
+            if voices.two_voices(self.timeline_params) and not ood and quality.max_confidence > 0.5:
+                result.label, result.status = MIXED, "ok"
+                result.reason = "two voices: " + ", ".join(
+                    f"{k} {result.speaking_time_s.get(k, 0.0):.1f} s" for k in CLASSES) + (
+                    f" (p(male) {min(voices.p_voice):.2f} and {max(voices.p_voice):.2f}; speaker-embedding "
+                    f"distance {voices.distance:.2f})")
         return result
 
     def timeline(self, wave: np.ndarray, segments: list[dict[str, int]], quality: Quality | None = None
                  ) -> list[Segment]:
         """Label speech hop by hop (window of speech around each hop, smoothed, capped by ``quality``
-        as the whole answer is), then merge runs."""
+        as the whole answer is), then merge runs; with two voices (:meth:`Voices.two_voices`), each
+        hop takes its voice's label."""
+        return self.voices(wave, segments, quality=quality).segments
+
+    def voices(self, wave: np.ndarray, segments: list[dict[str, int]], gate: TimelineParams | None = None,
+               quality: Quality | None = None) -> Voices:
+        """The timeline and the evidence for two voices (:class:`Voices`); each side's own p(male)
+        is computed only when the sides pass ``gate``'s size and distance gates (default: the
+        pipeline's ``timeline_params``), as it costs one more encoder pass over the speech. Every
+        probability is capped by ``quality`` as the whole answer is."""
         tp = self.timeline_params
         scored, bounds, speech = self.timeline_windows(wave, segments)
         if not scored:
-            return []
+            return Voices([], np.zeros(0, int), np.zeros(0), np.zeros((0, 1), np.float32), tp.hop_s)
+        hops = np.array(scored)
         x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
-        p_male = self.classifier.predict_proba(x)[:, CLASSES.index("male")]
-        p = smooth(p_male, tp.smooth_hops)
-        if quality is not None:
-            p = np.array([quality.shrink(float(v)) for v in p])
-        out = merge_gaps(merge_hops(np.array(scored), p, tp.hop_s, self.label_for), tp.merge_gap_s)
-        duration_s = math.floor(len(wave) / SAMPLE_RATE_HZ * 1000) / 1000  # the last hop may run past the end
-        if out[-1].end_s > duration_s:
+        p = self.capped(smooth(self.classifier.predict_proba(x)[:, CLASSES.index("male")], tp.smooth_hops), quality)
+        v = Voices(self.segments_of(hops, p, len(wave)), hops, p, self.speaker_vectors(x, speech, bounds), tp.hop_s)
+        if len(hops) < 2:
+            return v
+        v.side = two_way_split(v.speaker)
+        if v.side.min() == v.side.max():
+            return v
+        a, b = (v.speaker[v.side == k].mean(axis=0) for k in (0, 1))
+        v.distance = float(1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+        if not v.gates(gate or tp):
+            return v
+        p_sides = self.capped(self.classifier.predict_proba(self.features(self.side_speech(speech, bounds, v.side)))[
+            :, CLASSES.index("male")], quality)
+        v.p_voice = (float(p_sides[0]), float(p_sides[1]))
+        v.voice_labels = (self.label_for(v.p_voice[0]), self.label_for(v.p_voice[1]))
+        if v.two_voices(tp):  # the timeline by voice: each hop labelled with its side's answer
+            v.segments = self.segments_of(hops, p_sides[v.side], len(wave))
+        return v
+
+    @staticmethod
+    def capped(p_male: np.ndarray, quality: Quality | None) -> np.ndarray:
+        """``p_male`` with ``quality``'s confidence cap (as the whole answer has it)."""
+        return p_male if quality is None else np.array([quality.shrink(float(v)) for v in p_male])
+
+    def side_speech(self, speech: np.ndarray, bounds: list[tuple[int, int]], side: np.ndarray) -> list[np.ndarray]:
+        """Each side's speech: the hop around each of its hops' window centres, without the hops
+        next to a change of side (their windows hold the other voice), unless that leaves none."""
+        half = int(self.timeline_params.hop_s * SAMPLE_RATE_HZ / 2)
+        reach = max(1, round(self.timeline_params.window_s / self.timeline_params.hop_s / 2))
+        near = np.array([len(set(side[max(0, i - reach):i + reach + 1])) > 1 for i in range(len(side))])
+        out = []
+        for k in (0, 1):
+            mask = np.zeros(len(speech), bool)
+            keep = (side == k) & ~near if ((side == k) & ~near).any() else side == k
+            for (lo, hi), use in zip(bounds, keep):
+                if use:
+                    mask[max(0, (lo + hi) // 2 - half):(lo + hi) // 2 + half] = True
+            out.append(speech[mask])
+        return out
+
+    def segments_of(self, hops: np.ndarray, p_male: np.ndarray, n_samples: int) -> list[Segment]:
+        """Scored hops and their p(male) -> merged segments, the last one ending at the recording's end."""
+        tp = self.timeline_params
+        out = merge_gaps(merge_hops(hops, p_male, tp.hop_s, self.label_for), tp.merge_gap_s)
+        duration_s = math.floor(n_samples / SAMPLE_RATE_HZ * 1000) / 1000  # the last hop may run past the end
+        if out and out[-1].end_s > duration_s:
             out[-1].speech_s = round(max(0.0, out[-1].speech_s - (out[-1].end_s - duration_s)), 3)
             out[-1].end_s = duration_s
         return out
+
+    def speaker_vectors(self, x: np.ndarray, speech: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """L2-normalised speaker embeddings of the windows: the Resemblyzer columns of the features
+        when the encoder has them (``resemblyzer``, ``resemblyzer_*`` fusions), else Resemblyzer run on
+        the windows (loaded once)."""
+        cols = (slice(None) if getattr(self.encoder, "name", "") == "resemblyzer"
+                else getattr(self.encoder, "columns", dict)().get("resemblyzer"))
+        if cols is not None:
+            v = x[:, cols]
+        else:
+            if getattr(self, "_speaker_encoder", None) is None:
+                from src.encoders.resemblyzer import ResemblyzerEncoder
+
+                self._speaker_encoder = ResemblyzerEncoder()
+            v = embed_slices(self._speaker_encoder, speech, bounds)
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
     def timeline_windows(self, wave: np.ndarray, segments: list[dict[str, int]]
                          ) -> tuple[list[int], list[tuple[int, int]], np.ndarray]:

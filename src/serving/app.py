@@ -41,7 +41,7 @@ from pathlib import Path
 import anyio
 import torch
 from fastapi import FastAPI, Query, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.requests import ClientDisconnect
@@ -50,7 +50,7 @@ from src.inference.pipeline import GenderPipeline
 from src.labels import CLASSES, LABEL_COLOURS
 from src.serving.errors import ApiError, add_error_handling, error_response
 from src.serving.examples import examples_router
-from src.serving.schemas import ERROR_RESPONSES, UPLOAD_BODY, ClassifyBody, HealthBody
+from src.serving.schemas import ERROR_RESPONSES, UPLOAD_BODY, ClassifyBody, ErrorBody, HealthBody
 from src.serving.service import ServeSettings, Service, warm_up
 from src.serving.session import serve_stream
 from src.serving.uploads import receive_upload
@@ -111,6 +111,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
                 "classes": list(CLASSES), "encoder": getattr(svc.pipeline.encoder, "name", None),
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
                 "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
+                "model_card": "/v1/model/card" if settings.model_card else None,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
                            "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
                            "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,
@@ -122,10 +123,20 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
                            "stream_idle_timeout_s": settings.stream_idle_timeout_s,
                            "header_timeout_s": settings.header_timeout_s}}
 
+    @app.get("/v1/model/card", response_class=PlainTextResponse, responses={404: {"model": ErrorBody}},
+             summary="The model's card (Markdown): its training data, how well it does, its limits")
+    async def model_card():
+        if not settings.model_card or not Path(settings.model_card).is_file():
+            return error_response(404, "not_found", "this model has no card (a run trained here: see its "
+                                                    "metrics.json and the README)")
+        return PlainTextResponse(Path(settings.model_card).read_text(encoding="utf-8"),
+                                 media_type="text/markdown; charset=utf-8")
+
     @app.post("/v1/classify", response_model=ClassifyBody, responses=ERROR_RESPONSES, openapi_extra=UPLOAD_BODY,
               summary="Gender of the speaker in an uploaded recording")
     async def classify(request: Request, timeline: bool = Query(
-            False, description="add segments where the speaker's gender changes, and speaking time")) -> JSONResponse:
+            True, description="segments per voice, speaking time, and `mixed` for two voices (on by default, "
+                              "as in predict)")) -> JSONResponse | dict:
         svc: Service = request.app.state.service
         client = request.client.host if request.client else None
         refused = svc.uploads.enter(client)
@@ -159,7 +170,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
         body = result.to_dict()
         body.pop("path", None)
         body["filename"] = up.filename
-        return JSONResponse(body)
+        return body  # validated against ClassifyBody (response_model)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:

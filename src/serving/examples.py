@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse
 
+from src.serving.schemas import ExampleBody
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +24,7 @@ class Example:
 
     title: str
     path: str
+    note: str | None = None  # where it comes from, and whether the model answering trained on it
 
 
 def examples_router(examples: tuple[Example, ...]) -> APIRouter:
@@ -34,9 +37,11 @@ def examples_router(examples: tuple[Example, ...]) -> APIRouter:
             log.warning("example clip not found, not offered: %s", e.path)
     router = APIRouter()
 
-    @router.get("/v1/examples", summary="Example clips to try (the web page's buttons)")
+    @router.get("/v1/examples", response_model=list[ExampleBody],
+                summary="Example clips to try (the web page's buttons)")
     async def list_examples() -> list[dict]:
-        return [{"title": e.title, "name": Path(e.path).name, "url": f"/v1/examples/{i}"} for i, e in enumerate(found)]
+        return [{"title": e.title, "name": Path(e.path).name, "url": f"/v1/examples/{i}", "note": e.note}
+                for i, e in enumerate(found)]
 
     @router.get("/v1/examples/{index}", summary="One example clip (audio)", response_class=FileResponse)
     async def get_example(index: int):

@@ -53,6 +53,7 @@ class ServeSettings:
     tmp_dir: str | None = None  # uploads go here; None: a new folder in the system temp dir, removed at exit
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed on the WebSocket besides the page's own
     run_name: str | None = None  # shown by /healthz
+    model_card: str | None = None  # the model's MODEL_CARD.md, served at GET /v1/model/card (None: none)
     examples: tuple[Example, ...] = ()  # clips the page offers to try (GET /v1/examples)
 
     @property

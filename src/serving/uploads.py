@@ -22,7 +22,7 @@ from src.serving.limits import BodyTimeout, timed_chunks
 
 UPLOAD_FIELD = "file"
 MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries and part headers around the file, at most
-ACCEPTED_TYPES = ("audio/", "application/octet-stream", "application/ogg", "video/ogg")
+ACCEPTED_TYPES = ("audio/", "video/", "application/octet-stream", "application/ogg")  # video/: mp4, webm
 
 
 @dataclass

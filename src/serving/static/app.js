@@ -123,6 +123,7 @@ function showResult(r, file) {
   drawAxis($("file-axis"), r.duration_s);
   $("file-playhead").hidden = false;
   $("file-talk").textContent = hasTimeline ? talkText(r.speaking_time_s) : "no segments (timeline off or no speech)";
+  $("file-model").textContent = r.model || "the service's model";
   audio.ontimeupdate = () => {
     $("file-playhead").style.left = `${(100 * audio.currentTime) / Math.max(r.duration_s, 1e-3)}%`;
   };
@@ -142,6 +143,7 @@ async function showExamples() {
     b.type = "button";
     b.textContent = ex.title;
     b.dataset.name = ex.name;
+    if (ex.note) b.title = ex.note;
     b.addEventListener("click", async () => {
       const blob = await (await fetch(ex.url)).blob();
       classifyFile(new File([blob], ex.name, { type: blob.type }));
@@ -303,6 +305,7 @@ async function showHealth() {
     }
     $("health").textContent = `model: ${h.encoder || "?"}${h.run ? " · " + h.run : ""} · uploads up to `
       + `${h.limits.max_upload_mb} MiB and ${Math.round(h.limits.max_duration_s)} s`;
+    $("model-card-link").hidden = !h.model_card;
   } catch (err) {
     $("health").textContent = "the service does not answer";
   }

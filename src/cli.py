@@ -201,10 +201,15 @@ def check_options(config_name: str, cfg) -> None:
     for key, default in defaults.items():
         if isinstance(default, bool) and key in cfg and not isinstance(cfg.get(key), bool):
             raise UsageError(f"{key}={cfg.get(key)}: give true or false")
+    from src.inference.params import StreamParams, TimelineParams, check_unknown_below
+
     ub = cfg.get("unknown_below")
-    if ub is not None and (isinstance(ub, bool) or not isinstance(ub, (int, float)) or not 0.5 <= ub <= 1.0):
+    if ub is not None and (isinstance(ub, bool) or not isinstance(ub, (int, float))):
         raise UsageError(f"unknown_below={ub}: give a probability in [0.5, 1] (or null: the model's own)")
-    from src.inference.params import StreamParams, TimelineParams
+    try:
+        check_unknown_below(ub)  # the range, defined once
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
     for group, cls in (("timeline_params", TimelineParams), ("stream", StreamParams)):
         if cfg.get(group) is not None:

@@ -32,7 +32,7 @@ def _check(obj, positive: tuple[str, ...], non_negative: tuple[str, ...] = (), a
 def check_unknown_below(value: float | None) -> float | None:
     """``unknown_below`` is ``None`` (the model's own) or a probability in [0.5, 1]."""
     if value is not None and not 0.5 <= float(value) <= 1.0:
-        raise SettingError(f"unknown_below={value} is out of range: a probability from 0.5 to 1 "
+        raise SettingError(f"unknown_below={value} is out of range: a probability in [0.5, 1] "
                            "(the top probability under which the answer is unknown), or null for the model's own")
     return value
 

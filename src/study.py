@@ -9,7 +9,8 @@ table, mean +- sd over seeds.
 
 ``protocol=cv`` (``src/training/cv_study.py``): every speaker of ``train_data``'s sources is
 tested once per repeat; with ``cv.nested=true`` each outer fold chooses its recipe by an Optuna
-search over inner folds of its training speakers (the space of ``conf/hparams_search/<cv.search>``),
+search over inner folds of its training speakers (the spaces of ``conf/hparams_search/<name>``
+for each name of ``cv.search``),
 with ``cv.nested=false`` (what a sweep trial does) the one ``recipe`` is cross-validated and the
 declared objective returned to the sweeper.
 

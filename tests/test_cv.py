@@ -83,8 +83,8 @@ def cfg_paths(tmp_path) -> list[str]:
 
 def _cv_cfg(tmp_path, *overrides: str):
     return compose("study", overrides=[
-        *cfg_paths(tmp_path), "protocol=cv", "train_data=sample", "cv.folds=3", "cv.inner_folds=2", "cv.trials=2",
-        "cv.n_jobs=1",
+        *cfg_paths(tmp_path), "protocol=cv", "train_data=sample", "cv.folds=3", "cv.inner_folds=2",
+        "cv.search=[linear]", "cv.trials=2", "cv.n_jobs=1",
         *overrides])
 
 

@@ -4,7 +4,8 @@ Three modes (``conf/study.yaml``, group ``cv``):
 
 - ``cv.nested=true`` (default): the honest estimate of the whole selection procedure. Outer folds
   (speakers, or corpora with ``cv.outer=corpus``); inside each, an Optuna search over the space of
-  ``conf/hparams_search/<cv.search>.yaml`` on inner folds of the training speakers only, the winner
+  ``conf/hparams_search/<name>.yaml`` for each ``name`` of ``cv.search`` (``cv.trials`` each) (one per model
+  family, as the sweeps that pick the shipped model) on inner folds of the training speakers only, the winner
   calibrated from its inner out-of-fold answers, trained on all training speakers, tested once.
   Writes the tables (``post-analysis/study-<train_data>-cv-<tag>.md``/``.csv``/``.json``) and the
   recipe each outer fold chose. Resumes: finished folds are kept.
@@ -116,16 +117,17 @@ def run_cv(cfg: DictConfig, compose_train: ComposeTrain) -> Path | float:
     if not cfg.cv.nested and cfg.cv.outer == "speakers":
         return run_trial(cfg, data, base, out_dir)
     if cfg.cv.nested:
-        space, fixed, _ = search_space(cfg.cv.search)
-        tag, n_trials = f"nested-{cfg.cv.search}-{cfg.cv.outer}", int(cfg.cv.trials)
+        names = cfg.cv.search if OmegaConf.is_list(cfg.cv.search) else [cfg.cv.search]
+        searches = [(*search_space(name)[:2], int(cfg.cv.trials)) for name in names]
+        tag = f"nested-{'+'.join(names)}-{cfg.cv.outer}"
     else:  # the given recipe with each corpus left out: an empty search of one trial
-        space, fixed, n_trials = {}, {}, 1
+        searches = [({}, {}, 1)]
         tag = f"loco-{_recipe_tag(base)}"
     reports = []
     for r in range(int(cfg.cv.repeats)):
         seed = int(cfg.cv.seed) + r
         outer = outer_folds(data, cfg.cv.outer, seed, int(cfg.cv.folds))
-        pred, chosen = nested_cv(data, outer, space, fixed, int(cfg.cv.inner_folds), n_trials, seed, base,
+        pred, chosen = nested_cv(data, outer, searches, int(cfg.cv.inner_folds), seed, base,
                                  int(cfg.cv.n_jobs), out_dir / tag / f"repeat{r}")
         reports.append((summary(data, pred, ci=True), chosen, pred))
     return write_report(cfg, data, tag, reports)

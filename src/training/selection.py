@@ -30,7 +30,7 @@ import numpy as np
 from src.labels import CLASSES
 from src.models.checkpoint import TrainedClassifier, softmax
 from src.training.calibration import fit_temperature
-from src.training.cv_metrics import CW_CAP, GOALS, confident_wrong, objective
+from src.training.cv_metrics import CW_CAP, WRONG_COST, confident_wrong, objective
 from src.training.heads import balanced_weights, fit_age_head
 
 log = logging.getLogger(__name__)
@@ -273,19 +273,21 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Ca
 
     Each group's temperature minimises the log loss, then grows (x1.15 a step, up to 20) until at
     most :data:`CW_CAP` of its answers with top p >= :data:`CONFIDENT_P` are wrong. Its ``unknown``
-    threshold is the lowest of 0.5, 0.55, ..., 0.9 at which the answered clips reach the group's
-    accuracy goal (:data:`GOALS`), the best coverage that meets it; 0.9 when none does."""
+    threshold is the one of 0.5, 0.55, ..., 0.9 that maximises the out-of-fold gain of answering
+    (right answers minus :data:`WRONG_COST` x wrong ones; ``unknown`` gains nothing), the lowest such
+    on ties: the best coverage at that price of a mistake. (With calibrated probabilities the rule
+    is p >= 0.6; fitting it per group keeps it honest where a group's calibration is not.)"""
     cal = Calibration()
     t_all = fit_temperature(logits, y)
     cal.temperatures["*"] = _cap_confident_wrong(logits, y, t_all)
-    cal.unknown_below["*"] = _threshold_for(logits / cal.temperatures["*"], y, GOALS["adult"])
+    cal.unknown_below["*"] = _threshold_for(logits / cal.temperatures["*"], y)
     for g in sorted(set(groups.tolist()) - {""}):
         m = groups == g
         if m.sum() < MIN_CALIBRATION_CLIPS or len(set(y[m].tolist())) < len(CLASSES):
             continue
         t = _cap_confident_wrong(logits[m], y[m], fit_temperature(logits[m], y[m]))
         cal.temperatures[g] = t
-        cal.unknown_below[g] = _threshold_for(logits[m] / t, y[m], GOALS.get(g, GOALS["adult"]))
+        cal.unknown_below[g] = _threshold_for(logits[m] / t, y[m])
     return cal
 
 
@@ -295,14 +297,12 @@ def _cap_confident_wrong(logits: np.ndarray, y: np.ndarray, t: float) -> float:
     return float(t)
 
 
-def _threshold_for(logits: np.ndarray, y: np.ndarray, goal: float) -> float:
+def _threshold_for(logits: np.ndarray, y: np.ndarray) -> float:
     p = softmax(logits)
     top, right = p.max(1), p.argmax(1) == y
-    for t in np.arange(0.5, 0.9001, 0.05):
-        answered = top >= t
-        if answered.any() and right[answered].mean() >= goal:
-            return round(float(t), 2)
-    return 0.9
+    grid = np.round(np.arange(0.5, 0.9001, 0.05), 2)
+    gain = [float(np.sum(np.where(right, 1.0, -WRONG_COST)[top >= t])) for t in grid]
+    return float(grid[int(np.argmax(gain))])
 
 
 def apply_calibration(clf: TrainedClassifier, cal: Calibration) -> TrainedClassifier:
@@ -392,13 +392,17 @@ def recipe_from(params: dict, base: Recipe = Recipe()) -> Recipe:
     return replace(base, **fields_)
 
 
-def nested_cv(data: CvData, outer: np.ndarray, space: SearchSpace, fixed: dict, n_inner: int, n_trials: int,
+Search = tuple[SearchSpace, dict, int]  # an Optuna space, its fixed values, its number of trials
+
+
+def nested_cv(data: CvData, outer: np.ndarray, searches: Sequence[Search], n_inner: int,
               seed: int = 0, base: Recipe = Recipe(), n_jobs: int = 1,
               cache_dir: Path | None = None) -> tuple[Predictions, list[dict]]:
     """For each outer fold (``outer``: (N,) fold per row, -1 for rows never tested), the recipe chosen
-    by :func:`search_recipe` over inner speaker folds of the training rows only, calibrated from its
-    inner out-of-fold answers, trained on all training speakers and tested once on the outer fold.
-    With an empty ``space`` and one trial it cross-validates ``fixed`` over ``base`` (leave one
+    by :func:`search_recipe` over inner speaker folds of the training rows only (the best of every
+    search in ``searches``: one per model family, as the sweeps that pick the shipped model),
+    calibrated from its inner out-of-fold answers, trained on all training speakers and tested once
+    on the outer fold. With one empty search of one trial it cross-validates ``base`` (leave one
     corpus out: ``outer`` = the corpus index). Each finished fold is kept in ``cache_dir`` and not
     redone. Returns the outer predictions (calibrated) and, per fold, the chosen recipe."""
     from joblib import Parallel, delayed
@@ -406,7 +410,7 @@ def nested_cv(data: CvData, outer: np.ndarray, space: SearchSpace, fixed: dict, 
     folds = sorted(set(outer.tolist()) - {-1})
     todo = [k for k in folds if cache_dir is None or not _fold_file(cache_dir, k).exists()]
     ran = Parallel(n_jobs=min(n_jobs, max(1, len(todo))))(
-        delayed(_outer_fold)(data, outer, k, space, fixed, n_inner, n_trials, seed, base, cache_dir) for k in todo)
+        delayed(_outer_fold)(data, outer, k, searches, n_inner, seed, base, cache_dir) for k in todo)
     jobs = [_read_fold(cache_dir, k) for k in folds] if cache_dir is not None else ran
     pred = Predictions(*(np.concatenate([j[0][i] for j in jobs]) for i in range(4)))
     pred.p_male = np.concatenate([j[0][4] for j in jobs])
@@ -426,8 +430,8 @@ def _read_fold(cache_dir: Path, k: int):
     return (z["rows"], z["logits"], z["groups"], z["fold"], z["p_male"], z["answered"]), chosen
 
 
-def _outer_fold(data: CvData, outer: np.ndarray, k: int, space: SearchSpace, fixed: dict, n_inner: int,
-                n_trials: int, seed: int, base: Recipe, cache_dir: Path | None):
+def _outer_fold(data: CvData, outer: np.ndarray, k: int, searches: Sequence[Search], n_inner: int,
+                seed: int, base: Recipe, cache_dir: Path | None):
     import json
 
     from src.building import set_threads
@@ -436,12 +440,19 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, space: SearchSpace, fix
     set_threads(1)
     inside = (outer >= 0) & (outer != k)
     inner = speaker_folds(data, n_inner, seed + 1000 + k, within=inside)
-    recipe, cal, trials = search_recipe(space, fixed, data, inner, n_trials, seed + k, base)
+    best, trials = None, []
+    for space, fixed, n_trials in searches:
+        recipe, cal, tried = search_recipe(space, fixed, data, inner, n_trials, seed + k, base)
+        value = max(t["objective"] for t in tried)
+        if best is None or value > best[0]:
+            best = (value, recipe, cal)
+        trials += tried
+    _, recipe, cal = best
     clf = fit_recipe(recipe, data, training_rows(data, inside, recipe), seed)
     test = np.flatnonzero(outer == k)
     lg, gr = mixture_logits(clf, data.x[test][:, recipe.columns()])
     p, answered = calibrated(lg, gr, cal)
-    chosen = {"fold": k, **asdict(recipe), "inner_objective": max(t["objective"] for t in trials),
+    chosen = {"fold": k, **asdict(recipe), "inner_objective": best[0],
               "trials": len(trials), "calibration": cal.to_dict()}
     log.info("outer fold %d: %s (inner objective %.4f)", k, recipe, chosen["inner_objective"])
     result = (test, lg, gr, np.full(len(test), k), p, answered)

@@ -24,6 +24,16 @@ CHECKPOINT_NAME = "best.pt"
 EMBEDDING_HEAD = "embedding_head"  # a TrainedClassifier on an encoder's embeddings
 END_TO_END = "end_to_end"  # a whole network from speech to logits (src/models/end_to_end.py)
 KINDS = (EMBEDDING_HEAD, END_TO_END)
+PLAUSIBLE_AGE_P = 0.2  # an age group at least this probable for a clip has a say in its calibration
+
+
+def most_cautious(values: dict[str, float], plausible: list[str] | np.ndarray, default: float) -> np.ndarray:
+    """(N,) for each row's plausible age groups (``"adult|child"``: every group with p >=
+    :data:`PLAUSIBLE_AGE_P`), the largest of their ``values`` (a temperature or an ``unknown``
+    threshold; ``"*"`` or ``default`` for a group without one): a child the age head half takes for
+    an adult is answered as cautiously as a child."""
+    fallback = values.get("*", default)
+    return np.array([max(values.get(g, fallback) for g in str(s).split("|")) for s in plausible], dtype=float)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -121,10 +131,18 @@ class TrainedClassifier:
             out += p_age[:, [j]] * (self.group_heads[g].predict_proba(x) if g in self.group_heads else pooled)
         return self._output_calibrated(x, out)
 
-    def _per_predicted_group(self, x: np.ndarray, values: dict[str, float], default: float) -> np.ndarray:
+    def plausible_age_groups(self, x: np.ndarray) -> list[str]:
+        """Per row, the age groups with p >= :data:`PLAUSIBLE_AGE_P`, joined by ``|`` (most probable
+        first); ``""`` without an age head."""
         if self.age_head is None:
-            return np.full(len(x), values.get("*", default))
-        return np.array([values.get(g, values.get("*", default)) for g in self.age_head.classes_of(x)])
+            return [""] * len(x)
+        p = self.age_head.predict_proba(x)
+        names = self.age_head.classes
+        return ["|".join(names[j] for j in np.argsort(-row) if row[j] >= PLAUSIBLE_AGE_P or j == row.argmax())
+                for row in p]
+
+    def _per_predicted_group(self, x: np.ndarray, values: dict[str, float], default: float) -> np.ndarray:
+        return most_cautious(values, self.plausible_age_groups(x), default)
 
     def _output_calibrated(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         if not self.output_temperatures:
@@ -133,8 +151,8 @@ class TrainedClassifier:
         return softmax(np.log(np.clip(p, PROBA_FLOOR, 1.0)) / t[:, None])
 
     def unknown_thresholds(self, x: np.ndarray) -> np.ndarray:
-        """(N,) the top probability under which each row's answer is ``unknown``: its predicted age
-        group's threshold when model selection set one, else :attr:`unknown_below`."""
+        """(N,) the top probability under which each row's answer is ``unknown``: the highest of its
+        plausible age groups' thresholds when model selection set them, else :attr:`unknown_below`."""
         if not self.group_unknown_below:
             return np.full(len(x), self.unknown_below)
         return self._per_predicted_group(x, self.group_unknown_below, self.unknown_below)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from src.labels import CLASSES
-from src.models.checkpoint import TrainedClassifier, softmax
+from src.models.checkpoint import TrainedClassifier, most_cautious, softmax
 from src.training.calibration import fit_temperature
 from src.training.cv_metrics import CW_CAP, WRONG_COST, confident_wrong, objective
 from src.training.heads import balanced_weights, fit_age_head
@@ -260,12 +260,13 @@ class Calibration:
         return asdict(self)
 
 
-def mixture_logits(clf: TrainedClassifier, xr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mixture_logits(clf: TrainedClassifier, xr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, 2) log of the uncalibrated answer (the pooled head, or the age-group heads mixed by
-    p(age group)) and (N,) the predicted age group, for recipe-column inputs ``xr``."""
+    p(age group)), (N,) the predicted age group and (N,) the plausible age groups (``"adult|child"``)
+    for recipe-column inputs ``xr``."""
     p = clf.predict_proba(xr, calibrated=clf.age_head is not None and bool(clf.group_heads))  # temperatures are 1
     groups = np.array(clf.age_head.classes_of(xr)) if clf.age_head is not None else np.full(len(xr), "")
-    return np.log(np.clip(p, 1e-7, 1.0)), groups
+    return np.log(np.clip(p, 1e-7, 1.0)), groups, np.array(clf.plausible_age_groups(xr))
 
 
 def fit_calibration(logits: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Calibration:
@@ -314,21 +315,24 @@ def apply_calibration(clf: TrainedClassifier, cal: Calibration) -> TrainedClassi
     return clf
 
 
-def calibrated(logits: np.ndarray, groups: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) calibrated p(male) and (N,) bool answered (top p at or over the group's threshold)."""
-    t = np.array([cal.temperatures.get(g, cal.temperatures["*"]) for g in groups])
+def calibrated(logits: np.ndarray, plausible: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) calibrated p(male) and (N,) bool answered (top p at or over the threshold), each row with
+    the most cautious temperature and threshold of its plausible age groups (as the shipped model)."""
+    t = most_cautious(cal.temperatures, plausible, 1.0)
     p = softmax(logits / t[:, None])
-    below = np.array([cal.unknown_below.get(g, cal.unknown_below["*"]) for g in groups])
+    below = most_cautious(cal.unknown_below, plausible, 0.5)
     return p[:, 1], p.max(1) >= below
 
 
 @dataclass
 class Predictions:
-    """Out-of-fold answers for rows of a CvData: raw log-answers, predicted age group, fold."""
+    """Out-of-fold answers for rows of a CvData: raw log-answers, predicted and plausible age groups
+    (:func:`mixture_logits`), fold."""
 
     rows: np.ndarray
     logits: np.ndarray
     groups: np.ndarray
+    plausible: np.ndarray
     fold: np.ndarray
     p_male: np.ndarray | None = None
     answered: np.ndarray | None = None
@@ -342,23 +346,23 @@ def cross_validate(recipe: Recipe, data: CvData, folds: np.ndarray, seed: int = 
     from src.training.cv_metrics import summary
 
     n_folds = int(folds.max()) + 1
-    rows_all, logits_all, groups_all, fold_all = [], [], [], []
+    rows_all, logits_all, groups_all, plausible_all, fold_all = [], [], [], [], []
     for k in range(n_folds):
         train = training_rows(data, (folds >= 0) & (folds != k), recipe)
         test = np.flatnonzero(folds == k)
         clf = fit_recipe(recipe, data, train, seed)
-        lg, gr = mixture_logits(clf, data.x[test][:, recipe.columns()])
+        lg, gr, pl = mixture_logits(clf, data.x[test][:, recipe.columns()])
         rows_all.append(test)
         logits_all.append(lg)
         groups_all.append(gr)
+        plausible_all.append(pl)
         fold_all.append(np.full(len(test), k))
         if progress:
             progress(1)
-    pred = Predictions(np.concatenate(rows_all), np.concatenate(logits_all), np.concatenate(groups_all),
-                       np.concatenate(fold_all))
+    pred = Predictions(*map(np.concatenate, (rows_all, logits_all, groups_all, plausible_all, fold_all)))
     clean = data.clean[pred.rows]
     cal = fit_calibration(pred.logits[clean], data.y[pred.rows][clean], pred.groups[clean])
-    pred.p_male, pred.answered = calibrated(pred.logits, pred.groups, cal)
+    pred.p_male, pred.answered = calibrated(pred.logits, pred.plausible, cal)
     metrics = summary(data, pred)
     return objective(metrics), metrics, pred, cal
 
@@ -412,9 +416,9 @@ def nested_cv(data: CvData, outer: np.ndarray, searches: Sequence[Search], n_inn
     ran = Parallel(n_jobs=min(n_jobs, max(1, len(todo))))(
         delayed(_outer_fold)(data, outer, k, searches, n_inner, seed, base, cache_dir) for k in todo)
     jobs = [_read_fold(cache_dir, k) for k in folds] if cache_dir is not None else ran
-    pred = Predictions(*(np.concatenate([j[0][i] for j in jobs]) for i in range(4)))
-    pred.p_male = np.concatenate([j[0][4] for j in jobs])
-    pred.answered = np.concatenate([j[0][5] for j in jobs]).astype(bool)
+    pred = Predictions(*(np.concatenate([j[0][i] for j in jobs]) for i in range(5)))
+    pred.p_male = np.concatenate([j[0][5] for j in jobs])
+    pred.answered = np.concatenate([j[0][6] for j in jobs]).astype(bool)
     return pred, [j[1] for j in jobs]
 
 
@@ -427,7 +431,7 @@ def _read_fold(cache_dir: Path, k: int):
 
     z = np.load(_fold_file(cache_dir, k), allow_pickle=False)
     chosen = json.loads(_fold_file(cache_dir, k).with_suffix(".json").read_text())
-    return (z["rows"], z["logits"], z["groups"], z["fold"], z["p_male"], z["answered"]), chosen
+    return (z["rows"], z["logits"], z["groups"], z["plausible"], z["fold"], z["p_male"], z["answered"]), chosen
 
 
 def _outer_fold(data: CvData, outer: np.ndarray, k: int, searches: Sequence[Search], n_inner: int,
@@ -450,17 +454,18 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, searches: Sequence[Sear
     _, recipe, cal = best
     clf = fit_recipe(recipe, data, training_rows(data, inside, recipe), seed)
     test = np.flatnonzero(outer == k)
-    lg, gr = mixture_logits(clf, data.x[test][:, recipe.columns()])
-    p, answered = calibrated(lg, gr, cal)
+    lg, gr, pl = mixture_logits(clf, data.x[test][:, recipe.columns()])
+    p, answered = calibrated(lg, pl, cal)
     chosen = {"fold": k, **asdict(recipe), "inner_objective": best[0],
               "trials": len(trials), "calibration": cal.to_dict()}
     log.info("outer fold %d: %s (inner objective %.4f)", k, recipe, chosen["inner_objective"])
-    result = (test, lg, gr, np.full(len(test), k), p, answered)
+    result = (test, lg, gr, pl, np.full(len(test), k), p, answered)
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         _fold_file(cache_dir, k).with_suffix(".json").write_text(json.dumps(chosen, default=str))
         with atomic_write(_fold_file(cache_dir, k), "wb") as f:  # last: its presence marks the fold done
-            np.savez(f, rows=test, logits=lg, groups=gr.astype(str), fold=result[3], p_male=p, answered=answered)
+            np.savez(f, rows=test, logits=lg, groups=gr.astype(str), plausible=pl.astype(str), fold=result[4],
+                     p_male=p, answered=answered)
     return result, chosen
 
 

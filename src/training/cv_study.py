@@ -134,7 +134,8 @@ def run_cv(cfg: DictConfig, compose_train: ComposeTrain) -> Path | float:
 
 
 def _recipe_tag(recipe: Recipe) -> str:
-    return f"{recipe.features}-{recipe.estimator}-{recipe.heads}-C{recipe.C:.3g}-{recipe.weighting}-{recipe.augment}"
+    c = f"{recipe.C:.3g}".replace(".", "p")  # no dot: the tag is part of file names with suffixes
+    return f"{recipe.features}-{recipe.estimator}-{recipe.heads}-C{c}-{recipe.weighting}-{recipe.augment}"
 
 
 def run_trial(cfg: DictConfig, data: CvData, recipe: Recipe, out_dir: Path) -> float:

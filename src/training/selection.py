@@ -269,31 +269,39 @@ def mixture_logits(clf: TrainedClassifier, xr: np.ndarray) -> tuple[np.ndarray, 
     return np.log(np.clip(p, 1e-7, 1.0)), groups, np.array(clf.plausible_age_groups(xr))
 
 
-def fit_calibration(logits: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Calibration:
-    """Temperatures and ``unknown`` thresholds per predicted age group from out-of-fold predictions.
+def fit_calibration(logits: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                    clean: np.ndarray | None = None) -> Calibration:
+    """Temperatures and ``unknown`` thresholds per predicted age group from out-of-fold predictions
+    (``clean``: which rows are clean clips; the others are stressed copies; all clean when None).
 
-    Each group's temperature minimises the log loss, then grows (x1.15 a step, up to 20) until at
-    most :data:`CW_CAP` of its answers with top p >= :data:`CONFIDENT_P` are wrong. Its ``unknown``
-    threshold is the one of 0.5, 0.55, ..., 0.9 that maximises the out-of-fold gain of answering
-    (right answers minus :data:`WRONG_COST` x wrong ones; ``unknown`` gains nothing), the lowest such
-    on ties: the best coverage at that price of a mistake. (With calibrated probabilities the rule
-    is p >= 0.6; fitting it per group keeps it honest where a group's calibration is not.)"""
+    Each group's temperature minimises the log loss on its clean clips, then grows (x1.15 a step, up
+    to 20) until at most :data:`CW_CAP` of its answers with top p >= :data:`CONFIDENT_P` are wrong,
+    on the clean clips and on the stressed copies alike (a voice on the phone or in a noisy room is
+    no reason to be sure and wrong). Its ``unknown`` threshold is the one of 0.5, 0.55, ..., 0.9
+    that maximises the clean clips' out-of-fold gain of answering (right answers minus
+    :data:`WRONG_COST` x wrong ones; ``unknown`` gains nothing), the lowest such on ties: the best
+    coverage at that price of a mistake. (With calibrated probabilities the rule is p >= 0.6;
+    fitting it per group keeps it honest where a group's calibration is not.)"""
+    clean = np.ones(len(y), bool) if clean is None else clean
     cal = Calibration()
-    t_all = fit_temperature(logits, y)
-    cal.temperatures["*"] = _cap_confident_wrong(logits, y, t_all)
-    cal.unknown_below["*"] = _threshold_for(logits / cal.temperatures["*"], y)
+
+    def fit(m: np.ndarray) -> tuple[float, float]:
+        c = m & clean
+        t = _cap_confident_wrong(logits[m], y[m], clean[m], fit_temperature(logits[c], y[c]))
+        return t, _threshold_for(logits[c] / t, y[c])
+
+    cal.temperatures["*"], cal.unknown_below["*"] = fit(np.ones(len(y), bool))
     for g in sorted(set(groups.tolist()) - {""}):
         m = groups == g
-        if m.sum() < MIN_CALIBRATION_CLIPS or len(set(y[m].tolist())) < len(CLASSES):
+        if (m & clean).sum() < MIN_CALIBRATION_CLIPS or len(set(y[m & clean].tolist())) < len(CLASSES):
             continue
-        t = _cap_confident_wrong(logits[m], y[m], fit_temperature(logits[m], y[m]))
-        cal.temperatures[g] = t
-        cal.unknown_below[g] = _threshold_for(logits[m] / t, y[m])
+        cal.temperatures[g], cal.unknown_below[g] = fit(m)
     return cal
 
 
-def _cap_confident_wrong(logits: np.ndarray, y: np.ndarray, t: float) -> float:
-    while t < 20.0 and confident_wrong(y, softmax(logits / t)) > CW_CAP:
+def _cap_confident_wrong(logits: np.ndarray, y: np.ndarray, clean: np.ndarray, t: float) -> float:
+    parts = [m for m in (clean, ~clean) if m.any()]
+    while t < 20.0 and max(confident_wrong(y[m], softmax(logits[m] / t)) for m in parts) > CW_CAP:
         t *= 1.15
     return float(t)
 
@@ -361,7 +369,7 @@ def cross_validate(recipe: Recipe, data: CvData, folds: np.ndarray, seed: int = 
             progress(1)
     pred = Predictions(*map(np.concatenate, (rows_all, logits_all, groups_all, plausible_all, fold_all)))
     clean = data.clean[pred.rows]
-    cal = fit_calibration(pred.logits[clean], data.y[pred.rows][clean], pred.groups[clean])
+    cal = fit_calibration(pred.logits, data.y[pred.rows], pred.groups, clean)
     pred.p_male, pred.answered = calibrated(pred.logits, pred.plausible, cal)
     metrics = summary(data, pred)
     return objective(metrics), metrics, pred, cal

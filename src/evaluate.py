@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from src.embeddings.store import read_meta
 from src.models.checkpoint import TrainedClassifier
-from src.training.dataset import EmbeddingSet, load_embedding_set
-from src.training.metrics import full_metrics
+from src.embeddings.dataset import EmbeddingSet, load_embedding_set
+from src.evaluation.metrics import full_metrics
 from src.data.files import write_json_atomic
 from src.training.embedding_head import answer_columns
 from src.training.outputs import write_predictions

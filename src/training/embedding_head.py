@@ -22,11 +22,11 @@ from torch import nn
 
 from src.labels import CLASSES
 from src.models.checkpoint import TrainedClassifier, estimator_logits, softmax
-from src.training.calibration import fit_temperature
-from src.training.dataset import AUGMENTED, EmbeddingSet
+from src.evaluation.calibration import fit_temperature
+from src.embeddings.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
 from src.training.loop import History, TrainerParams, seed_everything, train_classifier
-from src.training.metrics import weighted_log_loss
+from src.evaluation.metrics import weighted_log_loss
 from src.training.outputs import finish_run, run_metrics, split_metrics
 from src.training.splits import make_splits, split_counts
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from src.analysis.plots import confusion_figure
+from src.evaluation.plots import confusion_figure
 from src.data.files import atomic_write, write_json_atomic
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME
-from src.training.dataset import EmbeddingSet
+from src.embeddings.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights
-from src.training.metrics import core_metrics, full_metrics
+from src.evaluation.metrics import core_metrics, full_metrics
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ import numpy as np
 
 from src.labels import CLASSES
 from src.models.checkpoint import TrainedClassifier, softmax
-from src.training.calibration import fit_temperature
+from src.evaluation.calibration import fit_temperature
 from src.training.cv_metrics import CW_CAP, GOALS, confident_wrong, objective
 from src.training.heads import balanced_weights, fit_age_head
 
@@ -430,7 +430,7 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, space: SearchSpace, fix
                 n_trials: int, seed: int, base: Recipe, cache_dir: Path | None):
     import json
 
-    from src.building import set_threads
+    from src.runtime import set_threads
     from src.data.files import atomic_write
 
     set_threads(1)

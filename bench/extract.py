@@ -488,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import silero_vad  # noqa: F401  (its import sets torch threads to 1: import it first, then set)
 
-    from src.building import build_encoder, build_segmenter, embedding_options, set_threads
+    from src.building import build_encoder, build_segmenter, embedding_options
+    from src.runtime import set_threads
     from src.data.audio import SAMPLE_RATE_HZ, load_audio
     from src.data.manifest import read_manifest
     from src.embeddings.extract import ExtractOptions

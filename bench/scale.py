@@ -27,7 +27,8 @@ def _worker(encoder: str, overrides: list[str], clips, cpu: int | None, tmp_dir:
     import silero_vad  # noqa: F401  (sets torch threads to 1 on import: import first)
 
     from bench.extract import compose_config
-    from src.building import build_encoder, build_segmenter, embedding_options, set_threads
+    from src.building import build_encoder, build_segmenter, embedding_options
+    from src.runtime import set_threads
     from src.embeddings.extract import ExtractOptions, extract
     from src.embeddings.store import JsonlWriter, config_hash
 

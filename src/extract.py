@@ -17,8 +17,9 @@ import logging
 from src.cli import verb
 from omegaconf import DictConfig, open_dict
 
-from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, set_threads,
-                          shard_encoder_config, source_data_config)
+from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, shard_encoder_config,
+                          source_data_config)
+from src.runtime import set_threads
 from src.embeddings.extract import ExtractOptions, Summary, extract
 from src.embeddings.shards import clear_done, is_done, mark_done, merge_shards, remove_shard_outputs
 from src.data.files import write_json_atomic

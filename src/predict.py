@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from src.building import set_threads
+from src.runtime import set_threads
 from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results

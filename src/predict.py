@@ -31,7 +31,7 @@ from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
-from src.inference.sharded import ShardsError, default_shards_dir, merged_results, predict_shard
+from src.inference.sharded import MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results, predict_shard
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,9 @@ def run_predict(cfg: DictConfig) -> int:
     if num_shards < 1 or not 0 <= int(cfg.shard) < num_shards:
         raise UsageError(f"shard={cfg.shard} num_shards={cfg.num_shards}: need 0 <= shard < num_shards")
     try:
-        workers = resolve_workers(cfg.num_workers, len(files)) if num_shards == 1 and not cfg.merge else 1
+        workers = resolve_workers(cfg.num_workers, len(files), MIN_FILES_PER_WORKER)
+        if num_shards > 1 or cfg.merge:
+            workers = 1  # a cluster shard is one process; a merge runs no model
     except ValueError as e:
         raise UsageError(str(e)) from None
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)

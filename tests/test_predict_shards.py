@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from src.embeddings.shards import MIN_ITEMS_PER_WORKER, available_cpus, done_path, resolve_workers
+from src.embeddings.shards import MIN_CLIPS_PER_WORKER, available_cpus, done_path, resolve_workers
 from src.embeddings.store import embeddings_path, iter_lines
 from src.extract import run_extract
 from src.inference.outputs import write_results
-from src.inference.sharded import part_path, result_from_record
+from src.inference.sharded import MIN_FILES_PER_WORKER, part_path, result_from_record
 from src.predict import output_names, run_predict
 
 from conftest import CLI_TIMEOUT_S, REPO_DIR
@@ -126,9 +126,10 @@ def test_extract_num_workers_2_equals_one_process(eight, tmp_path, make_cfg):
 
 def test_num_workers_auto_is_the_cpus_this_process_may_use():
     assert available_cpus() == len(os.sched_getaffinity(0))
-    many = 1000 * MIN_ITEMS_PER_WORKER
+    many = 1000 * MIN_CLIPS_PER_WORKER
     assert resolve_workers("auto", many) == available_cpus()
-    assert resolve_workers("auto", MIN_ITEMS_PER_WORKER - 1) == 1  # a worker costs a model load
+    assert resolve_workers("auto", MIN_CLIPS_PER_WORKER - 1) == 1  # a worker costs a model load
+    assert resolve_workers("auto", 1000 * MIN_FILES_PER_WORKER, MIN_FILES_PER_WORKER) == available_cpus()
     assert resolve_workers(4, 2) == 2 and resolve_workers("3", 10) == 3
     for bad in (0, -1, "two", "1.5"):
         with pytest.raises(ValueError, match="num_workers"):

@@ -171,9 +171,10 @@ def remove_shard_outputs(embeddings_dir: str | Path, encoder: str, shard: int, n
 
 # --------------------------------------------------------------------------- one machine, several workers
 
-#: ``num_workers=auto`` starts at most one worker per this many items: a worker costs a process
-#: start and a model load (seconds), which a handful of short clips does not repay.
-MIN_ITEMS_PER_WORKER = 16
+#: ``num_workers=auto`` in ``extract`` starts at most one worker per this many clips: a worker costs a
+#: process start and model loads (5-10 s on a busy 2-core machine), about what one process embeds of
+#: 250 short clips; fewer clips finish sooner in one process.
+MIN_CLIPS_PER_WORKER = 256
 
 
 def available_cpus() -> int:
@@ -187,17 +188,18 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_workers(num_workers: int | str | None, num_items: int) -> int:
+def resolve_workers(num_workers: int | str | None, num_items: int, min_items_per_worker: int = MIN_CLIPS_PER_WORKER
+                    ) -> int:
     """How many worker processes to start for ``num_items`` items.
 
-    ``auto`` (or None): the available CPUs, at most one per :data:`MIN_ITEMS_PER_WORKER` items;
-    a number: that many, at most one per item. Always at least 1.
+    ``auto`` (or None): the available CPUs, at most one per ``min_items_per_worker`` items (a worker
+    must repay its start); a number: that many, at most one per item. Always at least 1.
 
     Raises:
         ValueError: neither ``auto`` nor a positive whole number.
     """
     if num_workers is None or str(num_workers).lower() == "auto":
-        n = min(available_cpus(), num_items // MIN_ITEMS_PER_WORKER)
+        n = min(available_cpus(), num_items // max(1, min_items_per_worker))
     else:
         try:
             n = int(num_workers)

@@ -31,7 +31,8 @@ from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
-from src.inference.sharded import MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results, predict_shard
+from src.inference.sharded import (MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results,
+                                   predict_shard, remove_parts)
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +256,10 @@ def _predict_in_workers(cfg: DictConfig, files: list[Path], workers: int, shards
             sub = plain_config(cfg)
             sub.update(shard=k, num_shards=workers, num_workers=1, merge=False, shards_dir=str(shards_dir))
             cfgs.append(sub)
-        run_workers(run_predict, cfgs)
-        return write_outputs(merged_results(shards_dir, files, workers, digest), fmt, files, output, out_dir)
+        run_workers(run_predict, cfgs)  # killed or failed: the parts stay, and the same command resumes
+        n = write_outputs(merged_results(shards_dir, files, workers, digest), fmt, files, output, out_dir)
+        remove_parts(shards_dir, workers)  # done: a rerun predicts afresh, as a one-process run does
+        return n
     finally:
         if temporary:
             shutil.rmtree(shards_dir, ignore_errors=True)

@@ -110,8 +110,7 @@ def test_num_workers_2_equals_one_process(eight, one_process, tmp_path, make_cfg
     out = tmp_path / "w2.jsonl"
     assert run_predict(make_cfg(f"input={eight}", f"output={out}", "num_workers=2", config_name="predict")) == N_FILES
     assert out.read_bytes() == one_process
-    assert {p.name for p in (tmp_path / ".w2.jsonl.shards").iterdir()} >= {
-        "predictions.shard-0-of-2.done.json", "predictions.shard-1-of-2.done.json"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w2.jsonl"]  # the parts go once merged
 
 
 def test_extract_num_workers_2_equals_one_process(eight, tmp_path, make_cfg):
@@ -147,3 +146,54 @@ def test_predict_refuses_shards_without_an_output_and_bad_shards(eight, tmp_path
     with pytest.raises(UsageError, match="num_workers"):
         run_predict(make_cfg(f"input={eight}", f"output={tmp_path / 'o.jsonl'}", "num_workers=zero",
                              config_name="predict"))
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+@pytest.mark.slow  # a killed run of 2 workers and its rerun: about a minute on 2 cores
+def test_killed_num_workers_run_stops_its_workers_and_resumes(eight, one_process, tmp_path):
+    out = tmp_path / "w.jsonl"
+    shards = tmp_path / f".{out.name}.shards"
+    args = (f"input={eight}", f"output={out}", "num_workers=2", "num_threads=1")
+    log = open(tmp_path / "killed.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "src.predict", *args, f"hydra.run.dir={tmp_path / 'killed'}"],
+                            cwd=REPO_DIR, stdout=log, stderr=log)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(workers) < 2:  # the spawned workers (not multiprocessing's resource tracker)
+                workers = [p for p in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            if any(part_path(shards, i, 2).exists() and part_path(shards, i, 2).read_bytes().count(b"\n") >= 1
+                   for i in (0, 1)):
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL and len(workers) == 2, (tmp_path / "killed.txt").read_text()[-2000:]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in workers), "a worker outlived the killed command"
+    assert not out.exists()
+    finished = sum(part_path(shards, i, 2).read_text().count("\n") for i in (0, 1) if part_path(shards, i, 2).exists())
+    assert 1 <= finished < N_FILES
+
+    rerun = _cli(*args, f"hydra.run.dir={tmp_path / 'rerun'}")
+    assert "already predicted; resuming" in rerun.stderr
+    assert out.read_bytes() == one_process and not shards.exists()

@@ -230,9 +230,28 @@ def plain_config(cfg: Any) -> Any:
     return cfg
 
 
-def _worker_main(target: Callable[[Any], Any], cfg: dict[str, Any]) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGTERM this process when its parent dies (a killed ``num_workers`` run leaves no worker
+    writing a part file that the rerun's workers will append to); elsewhere a no-op."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            return
+        if os.getppid() != parent_pid:  # the parent died before the line above
+            os._exit(1)
+
+
+def _worker_main(target: Callable[[Any], Any], cfg: dict[str, Any], parent_pid: int) -> None:
     """A worker process: the same code a cluster shard runs, on its own config (a plain dict)."""
     from omegaconf import OmegaConf
+
+    _die_with_parent(parent_pid)
 
     logging.basicConfig(level=logging.INFO, format=f"[worker {cfg.get('shard')}] %(levelname)s %(message)s")
     target(OmegaConf.create(cfg))
@@ -247,9 +266,11 @@ def run_workers(target: Callable[[Any], Any], cfgs: list[dict[str, Any]]) -> Non
         RuntimeError: a worker failed (its exit code; its own message is on stderr above).
     """
     import multiprocessing as mp
+    import os
 
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(target, c), name=f"worker-{c.get('shard')}") for c in cfgs]
+    procs = [ctx.Process(target=_worker_main, args=(target, c, os.getpid()), name=f"worker-{c.get('shard')}")
+             for c in cfgs]
     try:
         for p in procs:
             p.start()

@@ -94,6 +94,20 @@ def predict_shard(predict: Any, files: list[Path], shards_dir: Path, shard: int,
     return n
 
 
+def remove_parts(shards_dir: Path, num_shards: int) -> None:
+    """Delete a sweep's part files, sidecars and done markers (and the folder, once empty)."""
+    from src.embeddings.store import meta_path
+
+    for i in range(num_shards):
+        path = part_path(shards_dir, i, num_shards)
+        for p in (path, meta_path(path), done_path(path)):
+            p.unlink(missing_ok=True)
+    try:
+        Path(shards_dir).rmdir()
+    except OSError:
+        pass  # other files there: not ours
+
+
 def check_done(shards_dir: Path, files: list[Path], num_shards: int, options_hash: str) -> None:
     """Refuse a merge before every shard of ``num_shards`` finished these files with these options.
 

@@ -148,13 +148,14 @@ def test_predict_refuses_shards_without_an_output_and_bad_shards(eight, tmp_path
                              config_name="predict"))
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (from /proc)."""
+def _workers_of(pid: int) -> list[int]:
+    """The spawned worker processes of ``pid`` (not multiprocessing's resource tracker), from /proc."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                if (int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+                        and b"spawn_main" in (d / "cmdline").read_bytes()):
                     out.append(int(d.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -174,7 +175,7 @@ def test_killed_num_workers_run_stops_its_workers_and_resumes(eight, one_process
         deadline = time.monotonic() + CLI_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
             if len(workers) < 2:  # the spawned workers (not multiprocessing's resource tracker)
-                workers = [p for p in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+                workers = _workers_of(proc.pid)
             if any(part_path(shards, i, 2).exists() and part_path(shards, i, 2).read_bytes().count(b"\n") >= 1
                    for i in (0, 1)):
                 proc.send_signal(signal.SIGKILL)

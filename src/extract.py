@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections import Counter
+import time
 
 from src.cli import UsageError, verb
 from omegaconf import DictConfig, open_dict
@@ -104,20 +104,28 @@ def _extract_in_workers(cfg: DictConfig, workers: int, num_clips: int) -> Summar
     cluster shard runs: part files, resume, done markers), then the merge into the main file."""
     name, out_dir = cfg.encoder.name, cfg.paths.embeddings_dir
     log.info("%d clips in %d worker processes (num_workers=%s)", num_clips, workers, cfg.num_workers)
+    start = time.perf_counter()
     cfgs = []
     for k in range(workers):
         sub = plain_config(cfg)
         sub.update(shard=k, num_shards=workers, num_workers=1, merge=False, overwrite=False)
         cfgs.append(sub)
-    run_workers(run_extract, cfgs)
+    run_workers(run_extract, cfgs)  # killed or failed: the part files stay, and the same command resumes
+    summary = Summary()
+    for k in range(workers):  # what the workers did now (a shard with nothing to do writes no stats)
+        if (p := stats_path(out_dir, name, k, workers)).exists():
+            s = json.loads(p.read_text())
+            summary.done += s["done"]
+            summary.statuses.update(s["statuses"])
+            summary.reasons.update(s["reasons"])
+            summary.audio_s += s["audio_s"]
+            summary.speech_s += s["speech_s"]
+    summary.skipped = num_clips - summary.done
     merge_shards(out_dir, name, num_shards=workers)
-    stats = stats_path(out_dir, name)
-    summary = Summary(done=num_clips)
-    if stats.exists():
-        s = json.loads(stats.read_text())
-        summary = Summary(done=s["done"], skipped=s["skipped"], statuses=Counter(s["statuses"]),
-                          reasons=Counter(s["reasons"]), audio_s=s["audio_s"], speech_s=s["speech_s"],
-                          wall_s=s["wall_s"])
+    for k in range(workers):  # unlike a cluster sweep's, these markers go: the main file alone says what is done
+        clear_done(embeddings_path(out_dir, name, k, workers))
+    summary.wall_s = time.perf_counter() - start  # the command's wall time (the stats file keeps process-seconds)
+    log.info("%s (%d workers): %s", embeddings_path(out_dir, name), workers, summary.text())
     return summary
 
 

@@ -197,6 +197,8 @@ def run_predict(cfg: DictConfig) -> int:
     if (num_shards > 1 or cfg.merge) and shards_dir is None:
         raise UsageError("sharded predict writes part files beside its outputs: give output= or output_dir= "
                          "(or shards_dir=)")
+    if cfg.merge and num_shards == 1:
+        raise UsageError("merge=true: give the sweep's num_shards=N (its part files are .shard-<i>-of-<N>)")
     if num_shards < 1 or not 0 <= int(cfg.shard) < num_shards:
         raise UsageError(f"shard={cfg.shard} num_shards={cfg.num_shards}: need 0 <= shard < num_shards")
     try:

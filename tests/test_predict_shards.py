@@ -121,6 +121,12 @@ def test_extract_num_workers_2_equals_one_process(eight, tmp_path, make_cfg):
         assert run_extract(cfg).done == N_FILES
         records.append({r["id"]: r for r in iter_lines(embeddings_path(tmp_path / w, "resemblyzer"))})
     assert len(records[0]) == N_FILES and records[0] == records[1]
+    two = make_cfg("data=manifest", f"data.manifest_path={eight}", f"paths.embeddings_dir={tmp_path / '2'}",
+                   "num_workers=2")
+    again = run_extract(two)
+    assert (again.done, again.skipped) == (0, N_FILES)  # everything is in the main file
+    embeddings_path(tmp_path / "2", "resemblyzer").unlink()  # a user deleting the file to extract afresh
+    assert run_extract(two).done == N_FILES  # no done marker of the first run says otherwise
 
 
 def test_num_workers_auto_is_the_cpus_this_process_may_use():

@@ -149,6 +149,8 @@ def test_predict_refuses_shards_without_an_output_and_bad_shards(eight, tmp_path
     with pytest.raises(UsageError, match="shard=2"):
         run_predict(make_cfg(f"input={eight}", f"output={tmp_path / 'o.jsonl'}", "num_shards=2", "shard=2",
                              config_name="predict"))
+    with pytest.raises(UsageError, match="merge=true: give the sweep's num_shards"):
+        run_predict(make_cfg(f"input={eight}", f"output={tmp_path / 'o.jsonl'}", "merge=true", config_name="predict"))
     with pytest.raises(UsageError, match="num_workers"):
         run_predict(make_cfg(f"input={eight}", f"output={tmp_path / 'o.jsonl'}", "num_workers=zero",
                              config_name="predict"))

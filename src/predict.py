@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from src.building import set_threads
 from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
-from src.embeddings.shards import plain_config, resolve_workers, run_workers
+from src.embeddings.shards import available_cpus, plain_config, resolve_workers, run_workers
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
 from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
@@ -227,11 +227,13 @@ def run_predict(cfg: DictConfig) -> int:
 
     if num_shards > 1:
         pipe: list[GenderPipeline] = []  # loaded only if the shard has work left
+        # one bar line per local worker; a cluster shard's log gets a plain bar
+        position = int(cfg.shard) if num_shards <= available_cpus() else None
 
         def predict(todo: list[Path]) -> Iterator[GenderResult]:
             if todo and not pipe:
                 pipe.append(pipeline())
-            return predict_files(pipe[0], todo, timeline, cfg.progress, position=int(cfg.shard)) if todo else iter(())
+            return predict_files(pipe[0], todo, timeline, cfg.progress, position) if todo else iter(())
 
         n = predict_shard(predict, files, shards_dir, int(cfg.shard), num_shards, digest,
                           {"model": str(run_dir), "input": str(cfg.input)})

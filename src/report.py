@@ -33,7 +33,7 @@ def run_report(cfg: DictConfig) -> SpeakingTimeReport:
         pred = read_predictions(cfg.input)
         if cfg.manifest:
             pred = join_manifest(pred, read_table(cfg.manifest))
-        report = speaking_time_report(pred, params, by=cfg.by or None)
+        report = speaking_time_report(pred, params, by=cfg.by or None, progress=bool(cfg.progress))
     except (ReportError, ManifestError) as e:
         raise UsageError(str(e)) from None
     out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.input).with_suffix(".report")

@@ -101,7 +101,7 @@ def test_without_a_timeline_a_files_speech_goes_to_its_label(predicted, tmp_path
         assert files.loc[r["path"], ["female_s", "male_s", "unknown_s"]].sum() == r["speech_s"]
 
 
-def test_speaker_bootstrap_is_wider_than_file_bootstrap_when_one_speaker_talks_most():
+def test_speaker_bootstrap_is_wider_than_file_bootstrap_when_one_speaker_talks_most(monkeypatch):
     """Twenty files of one woman and one file each of ten men: the files are not twenty independent
     voices, and resampling speakers says so."""
     rows = [{"path": f"/a/w{i}.wav", "speaker": "w", "female_s": 10.0, "male_s": 0.0, "unknown_s": 0.0}
@@ -117,6 +117,11 @@ def test_speaker_bootstrap_is_wider_than_file_bootstrap_when_one_speaker_talks_m
     assert by_speaker.share_high - by_speaker.share_low > 2 * (by_file.share_high - by_file.share_low)
     assert np.isclose(summarise(df, [], BootstrapParams(n_boot=2000), "speaker").iloc[0].share_low,
                       by_speaker.share_low)  # seeded: the same interval twice
+    import src.analysis.speaking_time as st
+
+    monkeypatch.setattr(st, "DRAWS_PER_BLOCK", 7 * 11)  # 7 resamples at a time: the same draws, in blocks
+    blocked = summarise(df, [], params, "speaker").iloc[0]
+    assert (blocked.share_low, blocked.share_high) == (by_speaker.share_low, by_speaker.share_high)
 
 
 def test_bad_input_is_one_usage_line(predicted, make_cfg, tmp_path):

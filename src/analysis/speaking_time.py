@@ -25,6 +25,7 @@ import pandas as pd
 
 VOICES = ("female", "male", "unknown")
 TIME_COLUMNS = tuple(f"{v}_s" for v in VOICES)
+DRAWS_PER_BLOCK = 4_000_000  # bootstrap indices held at once (32 MB): 100,000 files resample 40 at a time
 
 
 class ReportError(ValueError):
@@ -134,19 +135,26 @@ def bootstrap_share(df: pd.DataFrame, params: BootstrapParams, unit_column: str 
     if len(keys) == 0 or female.sum() + male.sum() == 0:
         return float("nan"), float("nan"), len(keys)
     rng = np.random.default_rng(params.seed)
-    draws = rng.integers(0, len(keys), size=(params.n_boot, len(keys)))
-    shares = _share(female[draws].sum(axis=1), male[draws].sum(axis=1))
+    per_block = max(1, DRAWS_PER_BLOCK // len(keys))  # resamples drawn at once: memory stays bounded
+    shares = []
+    for start in range(0, params.n_boot, per_block):
+        draws = rng.integers(0, len(keys), size=(min(per_block, params.n_boot - start), len(keys)))
+        shares.append(_share(female[draws].sum(axis=1), male[draws].sum(axis=1)))
+    shares = np.concatenate(shares)
     tail = (1 - params.confidence) / 2 * 100
     low, high = np.nanpercentile(shares, [tail, 100 - tail])
     return float(low), float(high), len(keys)
 
 
 def summarise(df: pd.DataFrame, group_columns: Sequence[str], params: BootstrapParams,
-              unit_column: str | None) -> pd.DataFrame:
+              unit_column: str | None, progress: bool = False) -> pd.DataFrame:
     """Seconds per voice, the female share and its interval, per group (no columns: one total row)."""
+    from tqdm import tqdm
+
     groups = df.groupby(list(group_columns), dropna=False, sort=True) if group_columns else [((), df)]
     rows = []
-    for key, part in groups:
+    for key, part in tqdm(groups, total=len(groups), unit="group", desc=f"bootstrap {', '.join(group_columns)}",
+                          disable=not progress or len(groups) < 200):
         key = key if isinstance(key, tuple) else (key,)
         sums = {c: round(float(part[c].sum()), 3) for c in TIME_COLUMNS}
         share = _share(np.array([sums["female_s"]]), np.array([sums["male_s"]]))[0]
@@ -181,7 +189,7 @@ class SpeakingTimeReport:
 
 
 def speaking_time_report(pred: pd.DataFrame, params: BootstrapParams = BootstrapParams(),
-                         by: str | None = None) -> SpeakingTimeReport:
+                         by: str | None = None, progress: bool = False) -> SpeakingTimeReport:
     """Every table of the report from :func:`read_predictions` (perhaps :func:`join_manifest`-ed).
 
     Raises:
@@ -200,7 +208,7 @@ def speaking_time_report(pred: pd.DataFrame, params: BootstrapParams = Bootstrap
     folder_tables = []
     for col in levels.columns:
         with_level = pred.assign(folder=levels[col].to_numpy())
-        table = summarise(with_level[with_level["folder"] != ""], ["folder"], params, unit_column)
+        table = summarise(with_level[with_level["folder"] != ""], ["folder"], params, unit_column, progress)
         folder_tables.append(table.assign(level=int(col.split("_")[1])))
     folders = (pd.concat(folder_tables, ignore_index=True)[["level", *folder_tables[0].columns[:-1]]]
                if folder_tables else pd.DataFrame())
@@ -208,7 +216,7 @@ def speaking_time_report(pred: pd.DataFrame, params: BootstrapParams = Bootstrap
     if pred["age_group"].notna().any():
         ages = summarise(pred.assign(age_group=pred["age_group"].fillna("unknown")), ["age_group"], params,
                          unit_column)
-    by_table = summarise(pred, [by], params, unit_column) if by else None
+    by_table = summarise(pred, [by], params, unit_column, progress) if by else None
     return SpeakingTimeReport(files=files, folders=folders, total=summarise(pred, [], params, unit_column),
                               unit=unit_column + "s" if unit_column else "files", age_groups=ages, by=by_table,
                               by_column=by)

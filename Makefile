@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench clean-outputs
+.PHONY: setup demo test test-fast lint docs bench clean-outputs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: setup  ## the math, configs, manifests, output formats and plots only
 
 lint: setup  ## ruff (rules in pyproject.toml): unused and undefined names, likely bugs, style
 	$(BIN)/ruff check .
+
+docs: setup  ## the docs site (mkdocs.yml, docs/) into site/; --strict: a broken link, anchor or docstring reference fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: setup  ## benchmarks (../shared/data; stream needs a data=dev run)
 	$(BIN)/python bench/extract.py

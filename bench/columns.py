@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from src.embeddings.store import columns_path, embeddings_path, read_records
-    from src.training.dataset import load_embedding_set, records_to_set
+    from src.embeddings.dataset import load_embedding_set, records_to_set
 
     with tempfile.TemporaryDirectory(prefix="bench-columns-", dir=args.tmp_dir) as tmp:
         d = Path(tmp)

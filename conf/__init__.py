@@ -8,6 +8,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from src import checkout_dir
 from src.data.speech import SpeechParams
 from src.inference.params import QualityParams, StreamParams, TimelineParams
 
@@ -28,11 +29,10 @@ def _schema(cls) -> object:
 
 def project_dir() -> str:
     """Where ``runs/``, ``logs/``, ``models-embeddings/`` ... live: ``$GENDER_HOME``, else this checkout
-    (the folder holding ``pyproject.toml`` above ``conf/``), else the current folder (an installed copy)."""
+    (:func:`src.checkout_dir`), else the current folder (an installed copy)."""
     if os.environ.get("GENDER_HOME"):
         return str(Path(os.environ["GENDER_HOME"]).expanduser().resolve())
-    checkout = Path(__file__).resolve().parents[1]
-    return str(checkout if (checkout / "pyproject.toml").is_file() else Path.cwd())
+    return str(checkout_dir() or Path.cwd())
 
 
 OmegaConf.register_new_resolver("gender_home", project_dir, replace=True)  # ${gender_home:} in conf/paths

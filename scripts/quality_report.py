@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_module
 
 from src.evaluate import evaluate_run
 from src.train import run_train
-from src.training.metrics import DURATION_BUCKETS_S
+from src.evaluation.metrics import DURATION_BUCKETS_S
 
 
 def train_seed(encoder: str, seed: int) -> tuple[str, dict]:

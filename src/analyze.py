@@ -18,11 +18,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.analysis.mistakes import dump_mistakes
-from src.analysis.plots import duration_figure, reliability_figure, save
+from src.evaluation.plots import duration_figure, reliability_figure, save
 from src.analysis.umap_plot import umap_2d, umap_figure
 from src.evaluate import run_inputs
 from src.labels import class_index
-from src.training.dataset import load_embedding_set
+from src.embeddings.dataset import load_embedding_set
 from src.models.run_folder import open_run, resolve_run
 
 log = logging.getLogger(__name__)

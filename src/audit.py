@@ -19,8 +19,9 @@ from src.cli import verb
 from omegaconf import DictConfig
 
 from src.analysis.audit import AuditParams, audit, f0_medians, write_audit
-from src.building import data_sources, set_threads
-from src.training.dataset import load_sources
+from src.building import data_sources
+from src.runtime import set_threads
+from src.embeddings.dataset import load_sources
 
 log = logging.getLogger(__name__)
 

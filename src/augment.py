@@ -20,7 +20,8 @@ from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import load_clips, set_threads
+from src.building import load_clips
+from src.runtime import set_threads
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.data.augment import AugmentParams, babble_pool, degrade, write_flac
 from src.data.manifest import write_manifest

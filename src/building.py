@@ -21,20 +21,6 @@ from src.vad.silero import SileroSegmenter, VadParams
 log = logging.getLogger(__name__)
 
 
-def set_threads(num_threads: int | None) -> None:
-    """Use ``num_threads`` for torch and for the BLAS/OpenMP pools numpy and librosa use
-    (``None`` or 0 leaves the defaults).
-
-    OpenBLAS' idle threads spin: with 2 of them Resemblyzer's mel features burn a second
-    core for no speed-up, which starves the decode+VAD thread that should run beside it.
-    """
-    if num_threads:
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(int(num_threads))
-        threadpool_limits(int(num_threads))
-
-
 def build_encoder(encoder_cfg: DictConfig) -> Encoder:
     """Instantiate ``encoder.model`` and check it matches the config's name and dim.
 

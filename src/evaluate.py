@@ -18,11 +18,10 @@ from omegaconf import DictConfig
 
 from src.embeddings.store import read_meta
 from src.models.checkpoint import TrainedClassifier
-from src.training.dataset import EmbeddingSet, load_embedding_set
-from src.training.metrics import full_metrics
+from src.embeddings.dataset import EmbeddingSet, load_embedding_set
+from src.evaluation.metrics import full_metrics
 from src.data.files import write_json_atomic
-from src.training.embedding_head import answer_columns
-from src.training.outputs import write_predictions
+from src.evaluation.predictions import answer_columns, write_predictions
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, Run, open_run, resolve_run
 from src.inference.run_model import load_run_model
 

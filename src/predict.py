@@ -4,6 +4,9 @@
     python -m src.predict input=recordings/ format=csv output=out.csv
     python -m src.predict input=meeting.flac format=rttm output=meeting.rttm
     python -m src.predict input=recordings/ format=textgrid output_dir=grids/   # one file per input
+    python -m src.predict input=archive.csv output=all.jsonl num_workers=4          # 4 processes (default: auto)
+    python -m src.predict -m hydra/launcher=slurm input=archive.csv output=all.jsonl num_shards=64 'shard=range(0,64)'
+    python -m src.predict input=archive.csv output=all.jsonl num_shards=64 merge=true   # when every shard is done
 
 Each file gets ``female``, ``male``, ``mixed`` (both voices, neither with two thirds of the
 speech; speaking time per voice) or ``unknown``, with calibrated probabilities; ``status`` says
@@ -14,19 +17,22 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from src.building import set_threads
+from src.runtime import set_threads
 from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
+from src.embeddings.shards import available_cpus, plain_config, resolve_workers, run_workers
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
 from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
 from src.inference.pretrained import resolve_model
+from src.inference.sharded import (MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results,
+                                   predict_shard, remove_parts)
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +54,14 @@ def list_inputs(input_path: str | Path) -> list[Path]:
     return [p]
 
 
-def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progress: bool = True
-                  ) -> Iterator[GenderResult]:
-    """Results one file at a time (a bad file yields an error result)."""
+def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progress: bool = True,
+                  position: int | None = None) -> Iterator[GenderResult]:
+    """Results one file at a time (a bad file yields an error result); ``position``: the progress
+    bar's line, one per worker process."""
     from tqdm import tqdm
 
-    for f in tqdm(files, unit="file", disable=not progress or len(files) < 2, desc="predict"):
+    desc = "predict" if position is None else f"predict [{position}]"
+    for f in tqdm(files, unit="file", disable=not progress or len(files) < 2, desc=desc, position=position):
         r = pipe(f, timeline=timeline)
         if r.status == "error":
             log.warning("%s: %s", f, r.reason)
@@ -136,18 +144,23 @@ def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path |
     return fmt, files, output, out_dir
 
 
-def run_predict(cfg: DictConfig) -> int:
-    """Predict every input and write the results; returns the count."""
-    fmt, files, output, out_dir = check_request(cfg)
-    set_threads(cfg.num_threads)
-    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
-    log.info("model: %s (%s)", run_dir.name, run_dir)
-    pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
-                                   timeline_params=TimelineParams(**cfg.timeline_params),
-                                   quality_params=QualityParams(**cfg.quality))
-    timeline = bool(cfg.timeline) or fmt in TIMELINE_FORMATS
-    to_terminal = output is None and out_dir is None and sys.stdout.isatty()
-    results = predict_files(pipe, files, timeline, cfg.progress and not to_terminal)  # no bar between result lines
+def options_hash(cfg: DictConfig, run_dir: Path) -> str:
+    """A hash of what shapes a result (the model and its settings, not the output format): shards of one
+    sweep must agree on it, and a merge may render their parts in any format."""
+    from omegaconf import OmegaConf
+
+    from src.embeddings.store import config_hash
+
+    weights = sorted((p.name, p.stat().st_size) for p in run_dir.glob("*.pt"))
+    return config_hash({"model": str(run_dir.resolve()), "weights": weights, "unknown_below": cfg.unknown_below,
+                        "timeline": bool(cfg.timeline) or str(cfg.format).lower() in TIMELINE_FORMATS,
+                        "timeline_params": OmegaConf.to_container(cfg.timeline_params, resolve=True),
+                        "quality": OmegaConf.to_container(cfg.quality, resolve=True)})
+
+
+def write_outputs(results: Iterable[GenderResult], fmt: str, files: list[Path], output: Path | None,
+                  out_dir: Path | None) -> int:
+    """Write results to standard output, one file (whole or not at all) or one file per input."""
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_orphaned_parts(out_dir)  # what a killed predict left
@@ -166,6 +179,94 @@ def run_predict(cfg: DictConfig) -> int:
             n = write_results(results, fmt, out)
     log.info("%d result(s) written to %s", n, output or "stdout")
     return n
+
+
+def _shards_dir(cfg: DictConfig, output: Path | None, out_dir: Path | None) -> Path | None:
+    return Path(cfg.shards_dir) if cfg.get("shards_dir") else default_shards_dir(output, out_dir)
+
+
+def run_predict(cfg: DictConfig) -> int:
+    """Predict every input and write the results; returns the count.
+
+    ``num_shards=N shard=i`` predicts one shard into its part file (resumable; ``merge=true`` then
+    writes the outputs); on one machine ``num_workers`` runs that many shards as processes and merges.
+    """
+    fmt, files, output, out_dir = check_request(cfg)
+    shards_dir = _shards_dir(cfg, output, out_dir)
+    num_shards = int(cfg.num_shards)
+    if (num_shards > 1 or cfg.merge) and shards_dir is None:
+        raise UsageError("sharded predict writes part files beside its outputs: give output= or output_dir= "
+                         "(or shards_dir=)")
+    if cfg.merge and num_shards == 1:
+        raise UsageError("merge=true: give the sweep's num_shards=N (its part files are .shard-<i>-of-<N>)")
+    if num_shards < 1 or not 0 <= int(cfg.shard) < num_shards:
+        raise UsageError(f"shard={cfg.shard} num_shards={cfg.num_shards}: need 0 <= shard < num_shards")
+    try:
+        workers = resolve_workers(cfg.num_workers, len(files), MIN_FILES_PER_WORKER)
+        if num_shards > 1 or cfg.merge:
+            workers = 1  # a cluster shard is one process; a merge runs no model
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
+    digest = options_hash(cfg, run_dir)
+    if cfg.merge:
+        try:
+            return write_outputs(merged_results(shards_dir, files, num_shards, digest), fmt, files, output, out_dir)
+        except ShardsError as e:
+            raise UsageError(str(e)) from None
+    if workers > 1:
+        return _predict_in_workers(cfg, files, workers, shards_dir, digest, fmt, output, out_dir)
+    set_threads(cfg.num_threads)
+    log.info("model: %s (%s)", run_dir.name, run_dir)
+    timeline = bool(cfg.timeline) or fmt in TIMELINE_FORMATS
+
+    def pipeline() -> GenderPipeline:
+        return GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+                                       timeline_params=TimelineParams(**cfg.timeline_params),
+                                       quality_params=QualityParams(**cfg.quality))
+
+    if num_shards > 1:
+        pipe: list[GenderPipeline] = []  # loaded only if the shard has work left
+        # one bar line per local worker; a cluster shard's log gets a plain bar
+        position = int(cfg.shard) if num_shards <= available_cpus() else None
+
+        def predict(todo: list[Path]) -> Iterator[GenderResult]:
+            if todo and not pipe:
+                pipe.append(pipeline())
+            return predict_files(pipe[0], todo, timeline, cfg.progress, position) if todo else iter(())
+
+        n = predict_shard(predict, files, shards_dir, int(cfg.shard), num_shards, digest,
+                          {"model": str(run_dir), "input": str(cfg.input)})
+        log.info("shard %d of %d: %d file(s) predicted now, in %s", cfg.shard, num_shards, n, shards_dir)
+        return n
+    to_terminal = output is None and out_dir is None and sys.stdout.isatty()
+    results = predict_files(pipeline(), files, timeline, cfg.progress and not to_terminal)  # no bar between lines
+    return write_outputs(results, fmt, files, output, out_dir)
+
+
+def _predict_in_workers(cfg: DictConfig, files: list[Path], workers: int, shards_dir: Path | None, digest: str,
+                        fmt: str, output: Path | None, out_dir: Path | None) -> int:
+    """``num_workers`` on one machine: shard ``k`` of ``workers`` in each of as many processes, then the merge."""
+    import shutil
+    import tempfile
+
+    temporary = shards_dir is None  # results for standard output: the parts only live until printed
+    shards_dir = Path(tempfile.mkdtemp(prefix="predict-shards-")) if temporary else shards_dir
+    log.info("%d files in %d worker processes (num_workers=%s; parts in %s)", len(files), workers,
+             cfg.num_workers, shards_dir)
+    try:
+        cfgs = []
+        for k in range(workers):
+            sub = plain_config(cfg)
+            sub.update(shard=k, num_shards=workers, num_workers=1, merge=False, shards_dir=str(shards_dir))
+            cfgs.append(sub)
+        run_workers(run_predict, cfgs)  # killed or failed: the parts stay, and the same command resumes
+        n = write_outputs(merged_results(shards_dir, files, workers, digest), fmt, files, output, out_dir)
+        remove_parts(shards_dir, workers)  # done: a rerun predicts afresh, as a one-process run does
+        return n
+    finally:
+        if temporary:
+            shutil.rmtree(shards_dir, ignore_errors=True)
 
 
 @verb("predict", positional="input")

@@ -17,7 +17,7 @@ import logging
 from src.cli import verb
 from omegaconf import DictConfig
 
-from src.building import set_threads
+from src.runtime import set_threads
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, TimelineParams
 from src.inference.streaming import StreamParams

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from src.building import set_threads
+from src.runtime import set_threads
 from src.cli import verb
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pretrained import resolve_model

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from src.building import load_clips, set_threads
+from src.building import load_clips
+from src.runtime import set_threads
 from src.cli import verb
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.data.augment import babble_pool, write_flac

@@ -38,7 +38,8 @@ import pandas as pd
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from src.building import model_kind, set_threads
+from src.building import model_kind
+from src.runtime import set_threads
 from src.models.checkpoint import END_TO_END
 from src.evaluate import evaluate_run
 from src.extract import run_extract

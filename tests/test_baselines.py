@@ -26,7 +26,7 @@ from src.encoders.acoustic import F0_MEDIAN_INDEX, AcousticEncoder
 from src.encoders.mel128 import Mel128Encoder
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
-from src.training.dataset import load_embedding_set
+from src.embeddings.dataset import load_embedding_set
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 from test_train import compose_cfg, extract_to, sample_embeddings

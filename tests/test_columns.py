@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-import src.training.dataset as dataset
+import src.embeddings.dataset as dataset
 from src.data.files import PART_SUFFIX
 from src.embeddings.store import EmbeddingsError, JsonlWriter, columns_path, config_hash, embeddings_path
-from src.training.dataset import DatasetError, load_embedding_set, records_to_set
+from src.embeddings.dataset import DatasetError, load_embedding_set, records_to_set
 
 ENC = "resemblyzer"
 OPTIONS = {"encoder": ENC, "vad": {"threshold": 0.5}}

@@ -34,7 +34,7 @@ from src.extract import run_extract
 from src.labels import SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
-from src.training.dataset import DatasetError, load_embedding_set
+from src.embeddings.dataset import DatasetError, load_embedding_set
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError, resolve_run
 
 REPO_DIR = Path(__file__).resolve().parents[1]

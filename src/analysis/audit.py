@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from src.labels import CLASSES
-from src.training.dataset import EmbeddingSet
+from src.embeddings.dataset import EmbeddingSet
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.analysis.plots import plt, save
+from src.evaluation.plots import plt, save
 from src.labels import CLASSES, LABEL_COLOURS
 
 

@@ -170,6 +170,15 @@ def read_paths(manifest_path: str | Path) -> list[Path]:
     return out
 
 
+def read_table(manifest_path: str | Path) -> list[dict[str, str]]:
+    """Every column of a CSV with a ``path`` column, read as strictly as :func:`read_paths`, each
+    ``path`` resolved as :func:`read_paths` resolves it (so it matches what ``predict`` wrote)."""
+    manifest_path = Path(manifest_path)
+    paths = read_paths(manifest_path)
+    _, rows, _ = _read_rows(manifest_path, required=("path",))
+    return [{**r, "path": str(p)} for r, p in zip(rows, paths)]
+
+
 def _bad_row(message: str, bad_rows: list[str] | None) -> None:
     """Raise ``message`` as a :class:`ManifestError`, or list it in ``bad_rows`` when skipping."""
     if bad_rows is None:

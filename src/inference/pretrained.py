@@ -2,32 +2,46 @@
 
 ``models/<name>/`` holds what a run folder holds for inference: ``config.yaml`` (the encoder),
 ``best.pt`` (the head, its normalisation, temperatures, age head and OOD gate; the encoders'
-own weights come from their wheels) and ``MODEL_CARD.md``.
+own weights come from their wheels) and ``MODEL_CARD.md``. In a checkout they are the checkout's
+``models/``; an installed wheel carries a copy of them as ``src/shipped_models/`` (``setup.py``).
 """
 
 from __future__ import annotations
 
 import logging
+from importlib.resources import files
 from pathlib import Path
 
 from src.models.checkpoint import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+PACKAGED_MODELS_DIR = "shipped_models"  # the installed copy: <site-packages>/src/shipped_models/<name>/
 DEFAULT_MODEL = "default"
 
 
+def models_dir() -> Path:
+    """Where the shipped models are: the checkout's ``models/`` when ``src`` is imported from a
+    checkout (development, editable installs), else the copy inside the installed package."""
+    from src import checkout_dir
+
+    checkout = checkout_dir()
+    if checkout is not None and (checkout / "models").is_dir():
+        return checkout / "models"
+    return Path(str(files("src").joinpath(PACKAGED_MODELS_DIR)))  # a wheel installs as files on disk
+
+
 def pretrained_dir(name: str = DEFAULT_MODEL) -> Path:
-    """``models/<name>/`` of this checkout.
+    """``<models>/<name>/``: the shipped model's folder (:func:`models_dir` says where that is).
 
     Raises:
         FileNotFoundError: no such shipped model (the message lists the ones there are).
     """
-    path = MODELS_DIR / name
+    root = models_dir()
+    path = root / name
     if not (path / CHECKPOINT_NAME).is_file():
-        known = sorted(p.name for p in MODELS_DIR.glob(f"*/{CHECKPOINT_NAME}")) if MODELS_DIR.is_dir() else []
-        raise FileNotFoundError(f"no shipped model {name!r} in {MODELS_DIR} (there are: {known or 'none'})")
+        known = sorted(p.name for p in root.glob(f"*/{CHECKPOINT_NAME}")) if root.is_dir() else []
+        raise FileNotFoundError(f"no shipped model {name!r} in {root} (there are: {known or 'none'})")
     return path
 
 

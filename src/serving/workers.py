@@ -48,7 +48,7 @@ class WorkerDied(Exception):
 def _serve(factory: Callable, num_threads: int, conn) -> None:
     """A worker process: build the pipeline, warm it up, say ``ready``, then answer requests until
     the pipe closes (the server stopped or died: EOF) or ``None`` comes."""
-    from src.building import set_threads
+    from src.runtime import set_threads
 
     set_threads(num_threads)
     pipeline = factory()

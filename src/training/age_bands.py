@@ -18,7 +18,7 @@ import numpy as np
 
 from src.data.files import atomic_write
 from src.data.manifest import Clip
-from src.training.dataset import DatasetError, EmbeddingSet
+from src.embeddings.dataset import DatasetError, EmbeddingSet
 
 AGE_PREDICTIONS_NAME = "age_predictions.csv"
 AGE_GROUPS = ("child", "teen", "adult")  # in this order; other age_group values follow, sorted

@@ -67,7 +67,7 @@ def speaker_bootstrap(y: np.ndarray, right: np.ndarray, speakers: np.ndarray, n_
 
 def ece(y: np.ndarray, p_male: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error of the top answer's probability."""
-    from src.training.metrics import expected_calibration_error
+    from src.evaluation.metrics import expected_calibration_error
 
     return float(expected_calibration_error(y, np.stack([1 - p_male, p_male], 1), n_bins))
 

@@ -22,29 +22,16 @@ from torch import nn
 
 from src.labels import CLASSES
 from src.models.checkpoint import TrainedClassifier, estimator_logits, softmax
-from src.training.calibration import fit_temperature
-from src.training.dataset import AUGMENTED, EmbeddingSet
+from src.evaluation.calibration import fit_temperature
+from src.embeddings.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
 from src.training.loop import History, TrainerParams, seed_everything, train_classifier
-from src.training.metrics import weighted_log_loss
+from src.evaluation.metrics import weighted_log_loss
+from src.evaluation.predictions import answer_columns
 from src.training.outputs import finish_run, run_metrics, split_metrics
 from src.training.splits import make_splits, split_counts
 
 log = logging.getLogger(__name__)
-
-
-def answer_columns(clf: TrainedClassifier, x: np.ndarray, p_cal: np.ndarray) -> dict[str, np.ndarray]:
-    """What the pipeline would answer beside p(male): ``answered`` (not ``unknown``: sure enough
-    and like the training data), ``outside`` (the OOD gate) and, with an age head, the age group
-    and its probability."""
-    outside = clf.outside(x)
-    cols = {"answered": ((p_cal.max(axis=1) >= clf.unknown_thresholds(x)) & ~outside).astype(int),
-            "outside": outside.astype(int)}
-    if clf.age_head is not None:
-        pa = clf.age_head.predict_proba(x)
-        cols["predicted_age_group"] = np.array(clf.age_head.classes)[pa.argmax(1)]
-        cols["p_age_group"] = np.round(pa.max(1), 6)
-    return cols
 
 
 def age_head_metrics(clf: TrainedClassifier, x: np.ndarray, age_group: np.ndarray) -> dict | None:

@@ -34,8 +34,8 @@ from src.models.checkpoint import softmax
 from src.models.end_to_end import save_end_to_end
 from src.training.age_bands import (AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics, band_ages_years,
                                     check_ages, clip_age_arrays, write_age_predictions)
-from src.training.calibration import fit_temperature
-from src.training.dataset import DatasetError, EmbeddingSet
+from src.evaluation.calibration import fit_temperature
+from src.embeddings.dataset import DatasetError, EmbeddingSet
 from src.training.loop import EpochResult, TrainerParams, _batches, class_weights, fit, seed_everything
 from src.training.outputs import finish_run, run_metrics, split_metrics
 from src.training.splits import make_splits

@@ -11,7 +11,7 @@ import numpy as np
 
 from src.labels import AGE_GROUPS, CLASSES
 from src.models.checkpoint import OodGate, TrainedClassifier
-from src.training.calibration import fit_temperature
+from src.evaluation.calibration import fit_temperature
 
 log = logging.getLogger(__name__)
 

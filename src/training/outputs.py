@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -12,33 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from src.analysis.plots import confusion_figure
-from src.data.files import atomic_write, write_json_atomic
+from src.evaluation.plots import confusion_figure
+from src.data.files import write_json_atomic
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME
-from src.training.dataset import EmbeddingSet
+from src.embeddings.dataset import EmbeddingSet
 from src.training.loop import History, TrainerParams, class_weights
-from src.training.metrics import core_metrics, full_metrics
+from src.evaluation.metrics import core_metrics, full_metrics
+from src.evaluation.predictions import write_predictions
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 log = logging.getLogger(__name__)
-
-
-def write_predictions(path: Path, data: EmbeddingSet, splits: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray,
-                      threshold: float, extra: dict[str, np.ndarray] | None = None) -> None:
-    """One row per clip: identity, split, truth, probabilities, prediction, then the group columns
-    and any ``extra`` columns (e.g. the age head's answer, whether the clip was answered)."""
-    pred = (p_cal >= threshold).astype(int)
-    extra = extra or {}
-    with atomic_write(path, newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "path", "speaker", "split", "gender", "speech_s", "p_male_uncalibrated", "p_male",
-                    "predicted", "correct", *data.groups, *extra])
-        for i in range(len(data)):
-            w.writerow([data.ids[i], data.paths[i], data.speakers[i], splits[i], CLASSES[data.y[i]],
-                        f"{data.speech_s[i]:.3f}", f"{p_raw[i]:.6f}", f"{p_cal[i]:.6f}", CLASSES[pred[i]],
-                        int(pred[i] == data.y[i]), *[data.groups[g][i] for g in data.groups],
-                        *[v[i] for v in extra.values()]])
 
 
 def log_to_tensorboard(writer, data: EmbeddingSet, splits: np.ndarray, p_cal: np.ndarray,

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from src.labels import CLASSES
+from src.evaluation.calibration import fit_temperature
 from src.models.checkpoint import TrainedClassifier, most_cautious, softmax
-from src.training.calibration import fit_temperature
 from src.training.cv_metrics import CW_CAP, WRONG_COST, confident_wrong, objective
 from src.training.heads import balanced_weights, fit_age_head
 
@@ -446,7 +446,7 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, searches: Sequence[Sear
                 seed: int, base: Recipe, cache_dir: Path | None):
     import json
 
-    from src.building import set_threads
+    from src.runtime import set_threads
     from src.data.files import atomic_write
 
     set_threads(1)

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from src.labels import CLASSES, SPLITS
-from src.training.dataset import DatasetError, EmbeddingSet
+from src.embeddings.dataset import DatasetError, EmbeddingSet
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import importlib
 import re
 import sys
 
+# pyproject.toml's gender-voice-<verb>; tests/test_package.py checks the two agree
 VERBS = ("predict", "stream", "serve", "extract", "train", "evaluate", "analyze", "compare", "study",
-         "prepare", "augment", "stress", "audit")  # pyproject.toml's gender-voice-<verb>; tests/test_package.py
+         "prepare", "augment", "stress", "audit", "report")
 
 
 def usage() -> str:

@@ -155,7 +155,7 @@ def test_shipped_default_model_answers_when_no_run_exists(run_cli, tmp_path):
 
 def test_from_pretrained_is_the_shipped_model(sample_clips):
     pipe = GenderPipeline.from_pretrained()
-    assert pipe.encoder.name == "resemblyzer_egemaps" and pipe.classifier.age_head is not None
+    assert pipe.encoder.name == "resemblyzer_egemaps_acoustic" and pipe.classifier.age_head is not None
     child = next(c for c in sample_clips if c.groups["age_group"] == "child")
     r = pipe(child.path)
     assert r.status == "ok" and r.model.startswith("default") and r.age_group in AGE_GROUPS

@@ -104,21 +104,51 @@ def formant_medians(y: np.ndarray, sr: int, lpc_rate_hz: int = 11_000, order: in
     frames = librosa.util.frame(x, frame_length=flen, hop_length=hop, axis=0)  # (n, flen)
     db = 20 * np.log10(np.maximum(np.sqrt((frames ** 2).mean(1)), 1e-10))
     frames = frames[db >= db.max() - LOUD_DB] * np.hamming(flen)
-    found: list[np.ndarray] = []
-    for fr in frames:
+    return _formants_of_frames(frames, lpc_rate_hz, order, n_formants)
+
+
+def _lpc_rows(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """LPC of each row (a tiny fixed dither keeps silent rows solvable) -> (coefficients, rows kept).
+
+    All rows in one ``librosa.lpc`` call; when that call fails (one ill-conditioned row fails the
+    batch), row by row, dropping the rows that fail, as one call per row would."""
+    import librosa
+
+    x = frames.astype(np.float64) + 1e-9 * np.random.default_rng(0).standard_normal(frames.shape[1])
+    try:
+        a = librosa.lpc(x, order=order, axis=-1)
+        if np.isfinite(a).all():
+            return a, np.arange(len(x))
+    except (FloatingPointError, ValueError):
+        pass
+    rows, kept = [], []
+    for i, fr in enumerate(x):
         try:
-            a = librosa.lpc(fr.astype(np.float64) + 1e-9 * np.random.default_rng(0).standard_normal(flen),
-                            order=order)
+            rows.append(librosa.lpc(fr, order=order))
+            kept.append(i)
         except (FloatingPointError, ValueError):
             continue
-        roots = np.roots(a)
-        roots = roots[np.imag(roots) > 0]
-        freq = np.angle(roots) * lpc_rate_hz / (2 * np.pi)
-        bw = -lpc_rate_hz / np.pi * np.log(np.maximum(np.abs(roots), 1e-12))
-        cand = np.sort(freq[(freq > 90) & (freq < 5000) & (bw < 400)])
-        if len(cand) >= n_formants:
-            found.append(cand[:n_formants])
-    return np.median(np.array(found), axis=0) if found else np.zeros(n_formants)
+    return (np.array(rows) if rows else np.zeros((0, order + 1))), np.array(kept, int)
+
+
+def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_formants: int) -> np.ndarray:
+    """Median F1..Fn over windowed frames: each frame's LPC polynomial's roots as the eigenvalues of
+    its companion matrix (what ``np.roots`` does, all frames in one ``eigvals`` call)."""
+    if len(frames) == 0:
+        return np.zeros(n_formants)
+    a, _ = _lpc_rows(frames, order)
+    if len(a) == 0:
+        return np.zeros(n_formants)
+    companion = np.zeros((len(a), order, order))
+    companion[:, 0, :] = -a[:, 1:] / a[:, :1]
+    companion[:, np.arange(1, order), np.arange(order - 1)] = 1.0
+    roots = np.linalg.eigvals(companion)
+    freq = np.angle(roots) * lpc_rate_hz / (2 * np.pi)
+    bw = -lpc_rate_hz / np.pi * np.log(np.maximum(np.abs(roots), 1e-12))
+    ok = (np.imag(roots) > 0) & (freq > 90) & (freq < 5000) & (bw < 400)
+    cand = np.sort(np.where(ok, freq, np.inf), axis=1)[:, :n_formants]
+    found = cand[np.isfinite(cand).all(axis=1)]
+    return np.median(found, axis=0) if len(found) else np.zeros(n_formants)
 
 
 class AcousticEncoder:
@@ -153,9 +183,9 @@ class AcousticEncoder:
 
         y = np.asarray(wave, np.float32)
         sr = SAMPLE_RATE_HZ
-        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=160, n_mels=N_MELS)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
         stft = np.abs(librosa.stft(y, n_fft=512, hop_length=160))
+        mel = librosa.feature.melspectrogram(S=stft ** 2, sr=sr, n_mels=N_MELS)  # = from y with n_fft 512, hop 160
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
         centroid = librosa.feature.spectral_centroid(S=stft, sr=sr)[0]
         contrast = librosa.feature.spectral_contrast(S=stft, sr=sr, fmin=100.0)
         out = np.zeros(DIM, np.float32)

@@ -166,6 +166,9 @@ def test_record_shows_the_live_label(page, speaker):
     page.click("#record")  # stop: the page sends the end frame and shows the speaking time
     page.wait_for("document.getElementById('live-status').textContent.includes('speaking time')", 15,
                   "the end of the stream")
+    # the headline after Stop is the stream's whole answer, the one its end message gives
+    final = page.eval("document.getElementById('live-label').dataset.label")
+    assert f"stopped · {final} · " in page.eval("document.getElementById('live-status').textContent")
 
 
 def test_a_picked_file_shows_its_result(page, speech_wav, speaker):

@@ -485,3 +485,34 @@ def test_encoder_sweep_and_comparison(embeddings_dir, tmp_path):
     assert sorted(table["encoder"]) == ["ecapa", "resemblyzer", "wav2vec2"]
     assert table["extract_x_realtime"].notna().all()
     assert len((tmp_path / "out" / "comparison.md").read_text().splitlines()) == 5
+
+
+def test_a_run_weaker_than_the_shipped_model_says_so_when_used(trained_run, tmp_path, caplog):
+    """Issue 22: a trained run below the shipped model's nested-CV figure warns when a verb uses it;
+    the shipped model itself, and a run above that figure, do not."""
+    import logging
+
+    from src.inference.pretrained import pretrained_dir, resolve_model, weaker_than_shipped
+
+    run_dir = trained_run[0]
+    test = json.loads((run_dir / METRICS_NAME).read_text())["test"]
+    shipped = json.loads((pretrained_dir() / "metrics.json").read_text())["nested_cv"]["clean"]
+    groups = set(test["accuracy_by_group"]["age_group"]) - {"(none)"}
+    ref = shipped["adult" if groups <= {"adult"} else "all"]["balanced_accuracy"]
+    with caplog.at_level(logging.WARNING, logger="src.inference.pretrained"):
+        assert resolve_model(str(run_dir), tmp_path) == run_dir
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if test["balanced_accuracy"] < ref:  # the sample's toy run: 11 test clips
+        assert len(warned) == 1 and f"{100 * test['balanced_accuracy']:.1f} %" in warned[0]
+        assert f"{100 * ref:.1f} %" in warned[0] and "run=default" in warned[0]
+    else:
+        assert not warned
+    assert weaker_than_shipped(pretrained_dir()) is None
+    better = copy_run(run_dir, tmp_path / "runs", "better", ENCODER)
+    metrics = json.loads((better / METRICS_NAME).read_text())
+    metrics["test"]["balanced_accuracy"] = min(1.0, ref + 0.01)
+    (better / METRICS_NAME).write_text(json.dumps(metrics))
+    assert weaker_than_shipped(better) is None
+    metrics["test"]["balanced_accuracy"] = ref - 0.05
+    (better / METRICS_NAME).write_text(json.dumps(metrics))
+    assert f"{100 * (ref - 0.05):.1f} %" in weaker_than_shipped(better)

@@ -8,6 +8,7 @@ own weights come from their wheels) and ``MODEL_CARD.md``. In a checkout they ar
 
 from __future__ import annotations
 
+import json
 import logging
 from importlib.resources import files
 from pathlib import Path
@@ -69,6 +70,9 @@ def resolve_model(run: str | Path | None, runs_dir: str | Path) -> Path:
         if not (path / CHECKPOINT_NAME).is_file():
             raise RunError(f"run={run}: {path} is not a finished run (no {CHECKPOINT_NAME}); it may have "
                            f"crashed or still be training")
+        warning = weaker_than_shipped(path)
+        if warning:
+            log.warning(warning)
         return path
     except RunError:
         if str(run) != "latest":
@@ -77,3 +81,34 @@ def resolve_model(run: str | Path | None, runs_dir: str | Path) -> Path:
         log.info("no finished run under %s: using the shipped model %s (card: %s)", runs_dir, path,
                  path / "MODEL_CARD.md")
         return path
+
+
+def weaker_than_shipped(run_dir: Path) -> str | None:
+    """A one-line warning when a trained run scored below the shipped default model, else None.
+
+    The run's figure is the balanced accuracy on its own test split (``metrics.json``); the shipped
+    model's is its speaker-grouped nested cross-validation on clean clips, for adults when the run's
+    test split holds only adults, else over all age groups. A run without these figures, or the
+    shipped model itself, gives None.
+    """
+    try:
+        test = json.loads((Path(run_dir) / "metrics.json").read_text()).get("test") or {}
+        shipped_dir = pretrained_dir(DEFAULT_MODEL)
+        if Path(run_dir).resolve() == shipped_dir.resolve():
+            return None
+        clean = json.loads((shipped_dir / "metrics.json").read_text())["nested_cv"]["clean"]
+    except (OSError, ValueError, KeyError, FileNotFoundError):
+        return None
+    score = test.get("balanced_accuracy")
+    if not isinstance(score, (int, float)):
+        return None
+    groups = set((test.get("accuracy_by_group") or {}).get("age_group", {})) - {"(none)"}
+    key = "adult" if groups <= {"adult"} else "all"
+    ref = clean.get(key) or {}
+    if not isinstance(ref.get("balanced_accuracy"), (int, float)) or score >= ref["balanced_accuracy"]:
+        return None
+    who = "adults" if key == "adult" else "all age groups"
+    return (f"{Path(run_dir).name} scored {100 * score:.1f} % balanced accuracy on its test split "
+            f"({test.get('n', '?')} clips); the shipped model scores {100 * ref['balanced_accuracy']:.1f} % "
+            f"[{100 * ref['ci_low']:.1f}, {100 * ref['ci_high']:.1f}] on {who} in speaker-grouped nested CV "
+            f"({ref.get('speakers', '?')} speakers; {shipped_dir / 'MODEL_CARD.md'}): run=default uses it")

@@ -273,7 +273,13 @@ function onLiveMessage(session, m) {
     session.failed = true;
     setStatus(status, m.detail || m.error, true);
   } else if (m.type === "end") {
-    setStatus(status, `stopped · ${talkText(m.speaking_time_s)}`);
+    // the stream's whole answer (mixed when two voices were established), not the last hop's label
+    setLabel($("live-label"), m.label);
+    if (m.label !== m.last_label) {
+      setBar($("live-confidence"), 0, m.label);
+      $("live-p").textContent = `whole stream: ${m.label} · last heard: ${m.last_label}`;
+    }
+    setStatus(status, `stopped · ${m.label} · ${talkText(m.speaking_time_s)}`);
   }
 }
 

@@ -107,8 +107,8 @@ def formant_medians(y: np.ndarray, sr: int, lpc_rate_hz: int = 11_000, order: in
     return _formants_of_frames(frames, lpc_rate_hz, order, n_formants)
 
 
-def _lpc_rows(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """LPC of each row (a tiny fixed dither keeps silent rows solvable) -> (coefficients, rows kept).
+def _lpc_rows(frames: np.ndarray, order: int) -> np.ndarray:
+    """LPC coefficients of each row (a tiny fixed dither keeps silent rows solvable), one row each.
 
     All rows in one ``librosa.lpc`` call; when that call fails (one ill-conditioned row fails the
     batch), row by row, dropping the rows that fail, as one call per row would."""
@@ -118,17 +118,16 @@ def _lpc_rows(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         a = librosa.lpc(x, order=order, axis=-1)
         if np.isfinite(a).all():
-            return a, np.arange(len(x))
+            return a
     except (FloatingPointError, ValueError):
         pass
-    rows, kept = [], []
-    for i, fr in enumerate(x):
+    rows = []
+    for fr in x:
         try:
             rows.append(librosa.lpc(fr, order=order))
-            kept.append(i)
         except (FloatingPointError, ValueError):
             continue
-    return (np.array(rows) if rows else np.zeros((0, order + 1))), np.array(kept, int)
+    return np.array(rows) if rows else np.zeros((0, order + 1))
 
 
 def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_formants: int) -> np.ndarray:
@@ -136,7 +135,7 @@ def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_form
     its companion matrix (what ``np.roots`` does, all frames in one ``eigvals`` call)."""
     if len(frames) == 0:
         return np.zeros(n_formants)
-    a, _ = _lpc_rows(frames, order)
+    a = _lpc_rows(frames, order)
     if len(a) == 0:
         return np.zeros(n_formants)
     companion = np.zeros((len(a), order, order))

@@ -91,13 +91,15 @@ def weaker_than_shipped(run_dir: Path) -> str | None:
     test split holds only adults, else over all age groups. A run without these figures, or the
     shipped model itself, gives None.
     """
+    from src.models.run_folder import METRICS_NAME
+
     try:
-        test = json.loads((Path(run_dir) / "metrics.json").read_text()).get("test") or {}
+        test = json.loads((Path(run_dir) / METRICS_NAME).read_text()).get("test") or {}
         shipped_dir = pretrained_dir(DEFAULT_MODEL)
         if Path(run_dir).resolve() == shipped_dir.resolve():
             return None
-        clean = json.loads((shipped_dir / "metrics.json").read_text())["nested_cv"]["clean"]
-    except (OSError, ValueError, KeyError, FileNotFoundError):
+        clean = json.loads((shipped_dir / METRICS_NAME).read_text())["nested_cv"]["clean"]
+    except (OSError, ValueError, KeyError):
         return None
     score = test.get("balanced_accuracy")
     if not isinstance(score, (int, float)):

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     from src.data.audio import SAMPLE_RATE_HZ as SR
     from src.inference.pipeline import GenderPipeline
-    from src.inference.streaming import StreamParams
+    from src.inference.params import StreamParams
 
     load_start = loadavg()
     run_dir = find_dev_run(args.run, args.runs_dir)

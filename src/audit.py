@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from src.settings import from_cfg
 from src.cli import verb
 from omegaconf import DictConfig
 
@@ -30,7 +31,7 @@ def run_audit(cfg: DictConfig) -> Path:
     """Audit one data source (or a mix); returns the markdown report."""
     set_threads(cfg.num_threads)
     data = load_sources(data_sources(cfg.data, cfg.paths), cfg.encoder.name)
-    clips, speakers = audit(data, AuditParams(folds=cfg.folds, seed=cfg.seed, speaker_share=cfg.speaker_share))
+    clips, speakers = audit(data, from_cfg(AuditParams, cfg))
     speakers["f0_median_hz"] = f0_medians(list(speakers.example_path))
     out = write_audit(clips, speakers, Path(cfg.out), f"{cfg.data.name}, {cfg.encoder.name} embeddings")
     log.info("-> %s", out)

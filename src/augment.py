@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from src.settings import from_cfg
 from src.cli import verb
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.building import load_clips
 from src.runtime import set_threads
@@ -33,8 +34,7 @@ def run_augment(cfg: DictConfig) -> Path:
     from tqdm import tqdm
 
     set_threads(cfg.num_threads)
-    params = AugmentParams(**{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in OmegaConf.to_container(cfg.augment, resolve=True).items()})
+    params = from_cfg(AugmentParams, cfg.augment)
     clips = load_clips(cfg.data)
     out_dir = Path(cfg.out_dir)
     pool = babble_pool(clips, np.random.default_rng(cfg.seed))

@@ -13,10 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.manifest import Clip, read_manifest
-from src.data.speech import CropAugmentParams, SpeechParams
+from src.data.speech import SpeechParams
 from src.embeddings.store import Source
 from src.encoders.base import Encoder
-from src.vad.silero import SileroSegmenter, VadParams
+from src.settings import from_cfg
+from src.vad.params import VadParams, VadSettings
+from src.vad.silero import SileroSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +65,14 @@ def shard_encoder_config(encoder_cfg: DictConfig, device: str, shard: int) -> Di
 
 
 def vad_params(vad_cfg: DictConfig) -> VadParams:
-    """Silero parameters from ``conf/vad/*.yaml`` (``batch_size`` is not one of them)."""
-    d = OmegaConf.to_container(vad_cfg, resolve=True)
-    d.pop("batch_size", None)
-    return VadParams(**d)
+    """Silero's parameters from the ``vad`` group (:class:`VadSettings` without its ``batch_size``)."""
+    return from_cfg(VadSettings, vad_cfg).params
 
 
 def build_segmenter(vad_cfg: DictConfig) -> SileroSegmenter:
     """The batched Silero segmenter."""
-    return SileroSegmenter(vad_params(vad_cfg), batch_size=int(vad_cfg.batch_size))
+    settings = from_cfg(VadSettings, vad_cfg)
+    return SileroSegmenter(settings.params, batch_size=settings.batch_size)
 
 
 def load_clips(data_cfg: DictConfig) -> list[Clip]:
@@ -114,9 +115,7 @@ def build_end_to_end(model_cfg: DictConfig, n_age_bands: int) -> tuple[torch.nn.
 
 def speech_params(speech_cfg: DictConfig) -> SpeechParams:
     """The ``speech`` group (end-to-end training from audio) as typed parameters."""
-
-    d = OmegaConf.to_container(speech_cfg, resolve=True)
-    return SpeechParams(**{**d, "augment": CropAugmentParams(**d["augment"])})
+    return from_cfg(SpeechParams, speech_cfg)
 
 
 def build_model(model_cfg: DictConfig, in_dim: int) -> tuple[object, str, dict]:

@@ -29,6 +29,8 @@ from importlib.resources import files
 
 import hydra
 
+from src.config_store import GROUP_SCHEMAS, register
+
 log = logging.getLogger(__name__)
 
 USAGE_EXIT = 2
@@ -136,6 +138,7 @@ def config_keys(config_name: str) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    register()
     GlobalHydra.instance().clear()
     with initialize_config_module(version_base="1.3", config_module="conf"):
         cfg = compose(config_name)
@@ -201,7 +204,8 @@ def check_options(config_name: str, cfg) -> None:
     for key, default in defaults.items():
         if isinstance(default, bool) and key in cfg and not isinstance(cfg.get(key), bool):
             raise UsageError(f"{key}={cfg.get(key)}: give true or false")
-    from src.inference.params import StreamParams, TimelineParams, check_unknown_below
+    from src.inference.params import check_unknown_below
+    from src.settings import from_cfg
 
     ub = cfg.get("unknown_below")
     if ub is not None and (isinstance(ub, bool) or not isinstance(ub, (int, float))):
@@ -211,10 +215,10 @@ def check_options(config_name: str, cfg) -> None:
     except ValueError as e:
         raise UsageError(str(e)) from None
 
-    for group, cls in (("timeline_params", TimelineParams), ("stream", StreamParams)):
+    for (group, _), cls in GROUP_SCHEMAS.items():  # every group's ranges, before any model loads
         if cfg.get(group) is not None:
             try:
-                cls(**cfg[group])
+                from_cfg(cls, cfg[group])
             except (TypeError, ValueError) as e:
                 raise UsageError(str(e)) from None
 
@@ -252,6 +256,7 @@ def verb(config_name: str, positional: str | None = None, prefix: str = "") -> C
                     sys.exit(USAGE_EXIT)
             if not user_full_error:  # Hydra re-raises and the error is reported here; child processes
                 os.environ["HYDRA_FULL_ERROR"] = os.environ[_SET_BY_US] = "1"  # know it was not the user's
+            register()  # the group schemas (src/config_store.py), before Hydra composes
             try:
                 hydra_main()
                 if failed:

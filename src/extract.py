@@ -17,6 +17,7 @@ import json
 import logging
 import time
 
+from src.settings import from_cfg
 from src.cli import UsageError, verb
 from omegaconf import DictConfig, open_dict
 
@@ -86,9 +87,7 @@ def run_extract(cfg: DictConfig) -> Summary | None:
     encoder = build_encoder(shard_encoder_config(cfg.encoder, cfg.device, cfg.shard))
     meta = {"encoder": name, "dim": encoder.dim, "weights": encoder.identity,
             "config_hash": digest, "options": options, "data": cfg.data.name}
-    opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
-                          min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
-                          max_duration_s=cfg.max_duration_s, progress=cfg.progress)
+    opts = from_cfg(ExtractOptions, cfg, encoder_batch_size=int(cfg.encoder.batch_size))
     with JsonlWriter(path, meta) as writer:
         summary = extract(todo, build_segmenter(cfg.vad), encoder, writer, opts)
     summary.skipped += len(clips) - len(todo)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src.settings import from_cfg
 from src.runtime import set_threads
 from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
@@ -29,7 +30,8 @@ from src.embeddings.shards import available_cpus, plain_config, resolve_workers,
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
 from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
-from src.inference.pipeline import GenderPipeline, GenderResult, TimelineParams
+from src.inference.params import TimelineParams
+from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.pretrained import resolve_model
 from src.inference.sharded import (MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results,
                                    predict_shard, remove_parts)
@@ -138,8 +140,8 @@ def check_request(cfg: DictConfig) -> tuple[str, list[Path], Path | None, Path |
         raise UsageError(f"format={fmt} writes one document per recording: {len(files)} inputs need output_dir=")
     if out_dir:
         output_names(files)  # two inputs that would share an output file stop here
-    TimelineParams(**cfg.timeline_params)  # hop_s=0, window_s=-1 ...: SettingError, before the model loads
-    QualityParams(**cfg.quality)
+    from_cfg(TimelineParams, cfg.timeline_params)  # hop_s=0, window_s=-1 ...: SettingError, before the model loads
+    from_cfg(QualityParams, cfg.quality)
     check_unknown_below(cfg.unknown_below)
     return fmt, files, output, out_dir
 
@@ -222,8 +224,8 @@ def run_predict(cfg: DictConfig) -> int:
 
     def pipeline() -> GenderPipeline:
         return GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
-                                       timeline_params=TimelineParams(**cfg.timeline_params),
-                                       quality_params=QualityParams(**cfg.quality))
+                                       timeline_params=from_cfg(TimelineParams, cfg.timeline_params),
+                                       quality_params=from_cfg(QualityParams, cfg.quality))
 
     if num_shards > 1:
         pipe: list[GenderPipeline] = []  # loaded only if the shard has work left

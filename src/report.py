@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src.settings import from_cfg
 from src.analysis.speaking_time import (BootstrapParams, ReportError, SpeakingTimeReport, join_manifest,
                                         read_predictions, speaking_time_report, summary_line, write_report)
 from src.cli import UsageError, verb
@@ -28,8 +29,7 @@ log = logging.getLogger(__name__)
 def run_report(cfg: DictConfig) -> SpeakingTimeReport:
     """Read the predictions (and the manifest), build the tables, write them; returns the report."""
     try:
-        params = BootstrapParams(n_boot=int(cfg.n_boot), confidence=float(cfg.confidence),
-                                 unit=str(cfg.bootstrap_unit), seed=int(cfg.seed))
+        params = from_cfg(BootstrapParams, cfg, unit=str(cfg.bootstrap_unit))
         pred = read_predictions(cfg.input)
         if cfg.manifest:
             pred = join_manifest(pred, read_table(cfg.manifest))

@@ -18,12 +18,12 @@ from src.cli import verb
 from omegaconf import DictConfig
 
 from src.runtime import set_threads
+from src.settings import from_cfg
 from src.inference.params import QualityParams, check_unknown_below
-from src.inference.pipeline import GenderPipeline, TimelineParams
-from src.inference.streaming import StreamParams
+from src.inference.params import TimelineParams
+from src.inference.pipeline import GenderPipeline
 from src.serving import ServeSettings, create_app
 from src.serving.connections import BACKLOG, guarded_protocol, max_connections_for, raise_fd_limit, rate_limit_logging
-from src.serving.examples import Example
 from src.inference.pretrained import resolve_model
 from src.models.run_folder import open_run
 
@@ -31,23 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def serve_settings(cfg: DictConfig, run_name: str | None = None, model_card: str | None = None) -> ServeSettings:
-    """The service's limits and options from ``conf/serve.yaml``."""
-    return ServeSettings(max_upload_mb=float(cfg.max_upload_mb), max_duration_s=float(cfg.max_duration_s),
-                         max_stream_s=float(cfg.max_stream_s), max_frame_kb=float(cfg.max_frame_kb),
-                         max_streams=int(cfg.max_streams), decode_workers=int(cfg.decode_workers),
-                         model_workers=int(cfg.model_workers),
-                         max_uploads=int(cfg.max_uploads), upload_timeout_s=float(cfg.upload_timeout_s),
-                         upload_idle_timeout_s=float(cfg.upload_idle_timeout_s),
-                         upload_min_rate_kbs=float(cfg.upload_min_rate_kbs),
-                         upload_rate_grace_s=float(cfg.upload_rate_grace_s),
-                         max_uploads_per_client=int(cfg.max_uploads_per_client),
-                         max_streams_per_client=int(cfg.max_streams_per_client),
-                         stream_idle_timeout_s=float(cfg.stream_idle_timeout_s),
-                         header_timeout_s=float(cfg.header_timeout_s),
-                         stream=StreamParams(**cfg.stream), tmp_dir=cfg.tmp_dir,
-                         allowed_origins=tuple(cfg.allowed_origins), run_name=run_name,
-                         examples=tuple(Example(str(e.title), str(e.path), e.get("note"))
-                                        for e in cfg.get("examples") or ()), model_card=model_card)
+    """The service's limits and options from ``conf/serve.yaml`` (its ``stream`` group included)."""
+    return from_cfg(ServeSettings, cfg, run_name=run_name, model_card=model_card)
 
 
 def is_loopback(host: str) -> bool:
@@ -65,15 +50,15 @@ def run_serve(cfg: DictConfig) -> None:
 
     set_threads(cfg.num_threads)
     check_unknown_below(cfg.unknown_below)
-    TimelineParams(**cfg.timeline_params)  # settings out of range fail before the server starts
-    QualityParams(**cfg.quality)
+    from_cfg(TimelineParams, cfg.timeline_params)  # settings out of range fail before the server starts
+    from_cfg(QualityParams, cfg.quality)
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
     card = run_dir / "MODEL_CARD.md"
     settings = serve_settings(cfg, run_dir.name, str(card) if card.is_file() else None)
     factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
-                                timeline_params=TimelineParams(**cfg.timeline_params),
-                                quality_params=QualityParams(**cfg.quality),
+                                timeline_params=from_cfg(TimelineParams, cfg.timeline_params),
+                                quality_params=from_cfg(QualityParams, cfg.quality),
                                 max_duration_s=float(cfg.max_duration_s))
     if not is_loopback(str(cfg.host)):
         log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",

@@ -21,13 +21,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from src.settings import from_cfg
 from src.runtime import set_threads
 from src.cli import verb
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.pretrained import resolve_model
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
-from src.inference.streaming import StreamingGender, StreamParams
+from src.inference.params import StreamParams
+from src.inference.streaming import StreamingGender
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,9 @@ def run_stream(chunks: Iterator[np.ndarray], streamer: StreamingGender, every_ho
 @verb("stream", positional="source", prefix="file:")
 def main(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
-    params = StreamParams(**cfg.stream)  # a setting out of range fails before the models load ...
+    params = from_cfg(StreamParams, cfg.stream)  # a setting out of range fails before the models load ...
     check_unknown_below(cfg.unknown_below)
-    quality = QualityParams(**cfg.quality)
+    quality = from_cfg(QualityParams, cfg.quality)
     chunks = open_source(cfg.source, cfg)  # ... and so does a wrong source setting
     run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
     log.info("model: %s (%s)", run_dir.name, run_dir)

@@ -26,28 +26,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.building import build_model, data_sources, model_kind, vad_params
 from src.runtime import set_threads
+from src.settings import from_cfg
 from src.embeddings.store import read_meta
 from src.models.checkpoint import END_TO_END
 from src.embeddings.dataset import exclude, load_sources, read_exclusions
 from src.training.embedding_head import HeadParams, train_run
-from src.training.loop import TrainerParams
+from src.training.params import TrainerParams
 
 log = logging.getLogger(__name__)
 
 
 def trainer_params(trainer_cfg: DictConfig) -> TrainerParams:
-    """``conf/trainer/*.yaml`` as typed parameters."""
-    return TrainerParams(**OmegaConf.to_container(trainer_cfg, resolve=True))
+    """The ``trainer`` group as typed parameters."""
+    return from_cfg(TrainerParams, trainer_cfg)
 
 
 def head_params(cfg: DictConfig) -> HeadParams:
-    """The train config's splits, balancing, age head, OOD gate and ``unknown`` threshold, typed."""
+    """The train config's splits, balancing, age head, OOD gate and ``unknown`` threshold, typed
+    (the split and balancing columns come from the data source's config)."""
     holdout = cfg.get("holdout_corpus")
-    return HeadParams(stratify_by=tuple(cfg.data.get("stratify_by") or ()),
-                      holdout=("corpus", str(holdout)) if holdout else None,
-                      balance_within=cfg.data.get("balance_within"), age_head=bool(cfg.age_head),
-                      group_heads=bool(cfg.group_heads),
-                      ood_quantile=cfg.ood_quantile, unknown_below=float(cfg.unknown_below))
+    return from_cfg(HeadParams, cfg, stratify_by=tuple(cfg.data.get("stratify_by") or ()),
+                    holdout=("corpus", str(holdout)) if holdout else None,
+                    balance_within=cfg.data.get("balance_within"))
 
 
 def prepare_feature_source(data_cfg: DictConfig, encoder: str, embeddings_dir: str | Path) -> None:

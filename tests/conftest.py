@@ -19,6 +19,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+from src.config_store import register
 from src.data.audio import load_audio
 from src.data.manifest import Clip, read_manifest, write_manifest
 
@@ -27,6 +28,7 @@ SAMPLE_DIR = REPO_DIR / "data" / "sample"
 SAMPLE_MANIFEST_PATH = SAMPLE_DIR / "manifest.csv"
 SAMPLE_GROUP_COLUMNS = ["corpus", "age_group"]
 CLI_TIMEOUT_S = 240
+register()  # the group schemas Hydra composes (src/config_store.py), as every verb does
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from omegaconf.errors import MissingMandatoryValue
 from src.building import build_segmenter, embedding_options, load_clips, vad_params
 from src.embeddings.store import config_hash
 from src.encoders.fusion import FusionEncoder
-from src.vad.silero import VadParams
+from src.vad.params import VadParams
 
 from conftest import REPO_DIR, SAMPLE_MANIFEST_PATH
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio
-from src.vad.silero import SileroSegmenter, VadParams, join_segments, load_silero_model
+from src.vad.params import VadParams
+from src.vad.silero import SileroSegmenter, join_segments, load_silero_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

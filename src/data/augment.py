@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-SAMPLE_RATE_HZ = 16_000
+from src.data.audio import SAMPLE_RATE_HZ
+
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,10 @@ import logging
 
 import numpy as np
 
+from src.data.audio import SAMPLE_RATE_HZ
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE_HZ = 16_000
 N_MFCC = 40
 N_MELS = 128
 N_CONTRAST = 7

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16_000
+from src.data.audio import SAMPLE_RATE_HZ
+
 DIM = 88
 SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
 SLICE_TAIL_PAD_S = 0.1  # zeros after the signal, so the last windows' LLD frames exist

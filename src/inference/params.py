@@ -1,5 +1,5 @@
 """The settings of inference that several verbs share, as typed dataclasses: they are the schema
-(and the defaults) of the ``timeline_params`` and ``stream`` config groups (``conf/__init__.py``
+(and the defaults) of the ``timeline_params`` and ``stream`` config groups (``src/config_store.py``
 registers them with Hydra's ConfigStore), so each setting is defined once. Each checks its ranges
 when built, which the verbs do before any model loads: ``hop_s=0`` is one line, not a
 ``ZeroDivisionError`` after the model has loaded."""

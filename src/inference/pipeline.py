@@ -21,7 +21,7 @@ from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import Quality, QualityMeter, assess
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
-from src.inference.params import QualityParams, TimelineParams, check_unknown_below  # noqa: F401 (re-exported)
+from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.vad.silero import SileroSegmenter, join_segments
 
 

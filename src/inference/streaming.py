@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
-from src.inference.params import QualityParams, StreamParams  # noqa: F401 (re-exported)
+from src.inference.params import QualityParams, StreamParams
 from src.inference.quality import assess
 from src.inference.pipeline import MAJORITY_SHARE, GenderPipeline, majority_label
 from src.labels import UNKNOWN

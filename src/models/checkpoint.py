@@ -18,11 +18,12 @@ import torch
 from hydra.utils import get_class
 
 from src.data.files import atomic_write
+from src.settings import END_TO_END
 
 CHECKPOINT_NAME = "best.pt"
 # what a run's best.pt holds (its "kind"; checkpoints from before the key are heads on embeddings)
 EMBEDDING_HEAD = "embedding_head"  # a TrainedClassifier on an encoder's embeddings
-END_TO_END = "end_to_end"  # a whole network from speech to logits (src/models/end_to_end.py)
+DEFAULT_UNKNOWN_BELOW = 0.6  # "unknown" under this top calibrated probability, unless a run set its own
 KINDS = (EMBEDDING_HEAD, END_TO_END)
 PLAUSIBLE_AGE_P = 0.2  # an age group at least this probable for a clip has a say in its calibration
 
@@ -87,7 +88,7 @@ class TrainedClassifier:
     group_temperatures: dict[str, float] = field(default_factory=dict)
     group_heads: dict[str, TrainedClassifier] = field(default_factory=dict)
     ood: OodGate | None = None
-    unknown_below: float = 0.6
+    unknown_below: float = DEFAULT_UNKNOWN_BELOW
     output_temperatures: dict[str, float] = field(default_factory=dict)
     group_unknown_below: dict[str, float] = field(default_factory=dict)
 
@@ -203,7 +204,7 @@ class TrainedClassifier:
                    group_temperatures={k: float(v) for k, v in (blob.get("group_temperatures") or {}).items()},
                    group_heads={g: cls.from_blob(b) for g, b in (blob.get("group_heads") or {}).items()},
                    ood=OodGate(**blob["ood"]) if blob.get("ood") else None,
-                   unknown_below=float(blob.get("unknown_below", 0.6)),
+                   unknown_below=float(blob.get("unknown_below", DEFAULT_UNKNOWN_BELOW)),
                    output_temperatures={k: float(v) for k, v in (blob.get("output_temperatures") or {}).items()},
                    group_unknown_below={k: float(v) for k, v in (blob.get("group_unknown_below") or {}).items()})
 

@@ -112,16 +112,7 @@ def create_app(pipeline: PipelineSource, settings: ServeSettings = ServeSettings
                 "run": settings.run_name, "active_streams": svc.active_streams, "uploads": svc.uploads.counts(),
                 "uptime_s": round(time.monotonic() - svc.started, 1), "colours": LABEL_COLOURS,
                 "model_card": "/v1/model/card" if settings.model_card else None,
-                "limits": {"max_upload_mb": settings.max_upload_mb, "max_duration_s": settings.max_duration_s,
-                           "max_stream_s": settings.max_stream_s, "max_frame_kb": settings.max_frame_kb,
-                           "max_streams": settings.max_streams, "max_uploads": settings.max_uploads,
-                           "upload_timeout_s": settings.upload_timeout_s,
-                           "upload_idle_timeout_s": settings.upload_idle_timeout_s,
-                           "upload_min_rate_kbs": settings.upload_min_rate_kbs,
-                           "max_uploads_per_client": settings.max_uploads_per_client,
-                           "max_streams_per_client": settings.max_streams_per_client,
-                           "stream_idle_timeout_s": settings.stream_idle_timeout_s,
-                           "header_timeout_s": settings.header_timeout_s}}
+                "limits": settings.limits()}
 
     @app.get("/v1/model/card", response_class=PlainTextResponse, responses={404: {"model": ErrorBody}},
              summary="The model's card (Markdown): its training data, how well it does, its limits")

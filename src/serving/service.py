@@ -20,7 +20,7 @@ import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline, GenderResult
-from src.inference.streaming import StreamParams
+from src.inference.params import StreamParams
 from src.serving.errors import ApiError
 from src.serving.examples import Example
 from src.serving.limits import UploadGate
@@ -55,6 +55,14 @@ class ServeSettings:
     run_name: str | None = None  # shown by /healthz
     model_card: str | None = None  # the model's MODEL_CARD.md, served at GET /v1/model/card (None: none)
     examples: tuple[Example, ...] = ()  # clips the page offers to try (GET /v1/examples)
+
+    LIMITS = ("max_upload_mb", "max_duration_s", "max_stream_s", "max_frame_kb", "max_streams", "max_uploads",
+              "upload_timeout_s", "upload_idle_timeout_s", "upload_min_rate_kbs", "max_uploads_per_client",
+              "max_streams_per_client", "stream_idle_timeout_s", "header_timeout_s")  # shown by /healthz
+
+    def limits(self) -> dict:
+        """The limits a client may want to know (``/healthz``)."""
+        return {name: getattr(self, name) for name in self.LIMITS}
 
     @property
     def max_upload_bytes(self) -> int:

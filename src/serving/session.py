@@ -26,7 +26,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
-from src.inference.streaming import StreamEvent, StreamingGender, StreamParams
+from src.inference.params import StreamParams
+from src.inference.streaming import StreamEvent, StreamingGender
 from src.labels import CLASSES
 
 if TYPE_CHECKING:

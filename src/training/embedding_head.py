@@ -21,11 +21,13 @@ import numpy as np
 from torch import nn
 
 from src.labels import CLASSES
-from src.models.checkpoint import TrainedClassifier, estimator_logits, softmax
+from src.models.pitch import PitchThreshold
+from src.models.checkpoint import DEFAULT_UNKNOWN_BELOW, TrainedClassifier, estimator_logits, softmax
 from src.evaluation.calibration import fit_temperature
 from src.embeddings.dataset import AUGMENTED, EmbeddingSet
 from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
-from src.training.loop import History, TrainerParams, seed_everything, train_classifier
+from src.training.loop import History, seed_everything, train_classifier
+from src.training.params import TrainerParams
 from src.evaluation.metrics import weighted_log_loss
 from src.evaluation.predictions import answer_columns
 from src.training.outputs import finish_run, run_metrics, split_metrics
@@ -141,7 +143,7 @@ class HeadParams:
     age_head: bool = True
     group_heads: bool = True
     ood_quantile: float | None = None
-    unknown_below: float = 0.6
+    unknown_below: float = DEFAULT_UNKNOWN_BELOW
 
 
 def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tuple[Any, str, dict]],
@@ -207,7 +209,7 @@ def train_run(data: EmbeddingSet, run_dir: Path, make_model: Callable[[int], tup
     answered = answers["answered"].astype(bool)
     metrics = run_metrics(info, encoder_meta, seed, counts, params, data.y[tr], hist, clf.temperature, threshold,
                           p_cal[tr])
-    if getattr(model, "threshold_hz", None) is not None:
+    if isinstance(model, PitchThreshold):  # its fitted threshold is part of what the run found
         metrics["threshold_hz"] = model.threshold_hz
     split_metrics(metrics, data, splits, p_raw, p_cal, threshold, answered)
     if clf.age_head is not None:

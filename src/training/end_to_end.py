@@ -36,7 +36,8 @@ from src.training.age_bands import (AGE_PREDICTIONS_NAME, AgeLabelError, age_lab
                                     check_ages, clip_age_arrays, write_age_predictions)
 from src.evaluation.calibration import fit_temperature
 from src.embeddings.dataset import DatasetError, EmbeddingSet
-from src.training.loop import EpochResult, TrainerParams, _batches, class_weights, fit, seed_everything
+from src.training.loop import EpochResult, epoch_batches, class_weights, fit, seed_everything
+from src.training.params import TrainerParams
 from src.training.outputs import finish_run, run_metrics, split_metrics
 from src.training.splits import make_splits
 
@@ -121,7 +122,7 @@ class EndToEndTask:
 
     def train_batches(self, gen: torch.Generator) -> list[torch.Tensor]:
         self.sums = Counter()
-        return _batches(len(self.tr_idx), self.batch_size, gen, self.sample_w)
+        return epoch_batches(len(self.tr_idx), self.batch_size, gen, self.sample_w)
 
     def compute_objectives(self, batch: torch.Tensor) -> torch.Tensor:
         """Forward pass of augmented crops; gender loss plus the weighted age loss."""

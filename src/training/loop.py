@@ -21,21 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from src.training.params import TrainerParams
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainerParams:
-    """Optimisation settings (``conf/trainer/*.yaml``)."""
-
-    max_epochs: int = 200
-    batch_size: int = 64
-    optimizer: str = "adamw"  # adam | adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 15  # epochs without a val-loss improvement before stopping
-    min_delta: float = 1e-4
-    balance: str = "weighted_loss"  # weighted_loss | sampler | none
 
 
 @dataclass
@@ -106,7 +94,7 @@ def make_optimizer(model: nn.Module, p: TrainerParams) -> torch.optim.Optimizer:
     return opts[p.optimizer](model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, weights: np.ndarray | None) -> list[torch.Tensor]:
+def epoch_batches(n: int, batch_size: int, gen: torch.Generator, weights: np.ndarray | None) -> list[torch.Tensor]:
     """Shuffled index batches; with ``weights``, a class-balanced sample with replacement."""
     if weights is not None:
         idx = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=gen)
@@ -215,7 +203,7 @@ class EmbeddingTask:
         self.xv, self.yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
 
     def train_batches(self, gen: torch.Generator) -> list[torch.Tensor]:
-        return _batches(len(self.yt), self.batch_size, gen, self.sample_w)
+        return epoch_batches(len(self.yt), self.batch_size, gen, self.sample_w)
 
     def compute_objectives(self, idx: torch.Tensor) -> torch.Tensor:
         if isinstance(self.train_loss_fn, WeightedCrossEntropy):

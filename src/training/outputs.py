@@ -16,7 +16,8 @@ from src.data.files import write_json_atomic
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME
 from src.embeddings.dataset import EmbeddingSet
-from src.training.loop import History, TrainerParams, class_weights
+from src.training.loop import History, class_weights
+from src.training.params import TrainerParams
 from src.evaluation.metrics import core_metrics, full_metrics
 from src.evaluation.predictions import write_predictions
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME

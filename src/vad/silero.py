@@ -10,25 +10,13 @@ the same zero padding of the last window, the same post-processing), only faster
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
+from src.data.audio import SAMPLE_RATE_HZ
+from src.vad.params import VadParams
+
 WINDOW_SAMPLES = 512  # Silero's window at 16 kHz
-SAMPLE_RATE_HZ = 16_000
-
-
-@dataclass(frozen=True)
-class VadParams:
-    """Silero's own parameter names (units in the names), as in ``conf/vad/silero.yaml``."""
-
-    threshold: float = 0.5
-    neg_threshold: float | None = None
-    min_speech_duration_ms: int = 250
-    max_speech_duration_s: float = float("inf")
-    min_silence_duration_ms: int = 100
-    speech_pad_ms: int = 30
 
 
 def load_silero_model() -> torch.jit.ScriptModule:

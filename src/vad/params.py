@@ -1,0 +1,32 @@
+"""Silero VAD's settings: the schema and defaults of the ``vad`` config group (no torch here, so
+that composing a config stays light)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class VadParams:
+    """Silero's own parameter names (units in the names), passed to its ``get_speech_timestamps``;
+    hashed into an embeddings store's sidecar, so a change here re-extracts."""
+
+    threshold: float = 0.5  # speech probability above which a window is speech
+    neg_threshold: float | None = None  # below this speech ends (None: threshold - 0.15)
+    min_speech_duration_ms: int = 250  # shorter speech bursts are dropped
+    max_speech_duration_s: float = float("inf")  # longer segments are split
+    min_silence_duration_ms: int = 100  # silence needed to end a segment
+    speech_pad_ms: int = 30  # padding added to each side of a segment
+
+
+@dataclass(frozen=True)
+class VadSettings(VadParams):
+    """The ``vad`` config group (``vad=silero``): Silero's parameters and how many clips are stepped
+    through the model together (which changes speed, not the speech found)."""
+
+    batch_size: int = 32  # clips stepped through the model together
+
+    @property
+    def params(self) -> VadParams:
+        """Silero's parameters alone."""
+        return VadParams(**{f.name: getattr(self, f.name) for f in fields(VadParams)})

@@ -60,7 +60,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -74,6 +73,10 @@ if str(REPO_DIR) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from bench.extract_common import (  # noqa: E402
+    Clock, check_threads, chunked, compose_config, decode_clips, extract_options, loadavg, max_rss_mb, pick,
+    resolve_manifest, table, vm_kb, warm_page_cache)
 
 log = logging.getLogger("bench.extract")
 
@@ -123,92 +126,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="(f): print a cProfile of the long file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
-
-
-def resolve_manifest(path: str) -> Path:
-    """``path`` as given if it exists, else relative to the repo folder."""
-    p = Path(path)
-    if p.exists() or p.is_absolute():
-        return p
-    return REPO_DIR / p
-
-
-def compose_config(encoder: str, overrides: list[str]):
-    """``conf/extract.yaml`` as ``python -m src.extract encoder=<key> ...`` would see it."""
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module(config_module="conf", version_base="1.3"):
-        return compose(config_name="extract", overrides=[f"encoder={encoder}", "device=cpu", *overrides])
-
-
-def check_threads(expected: int, where: str) -> None:
-    """Every timing must run with the thread count the report states."""
-    got = torch.get_num_threads()
-    if got != expected:
-        raise RuntimeError(f"{where}: torch runs with {got} threads, not --threads {expected}")
-
-
-class Clock:
-    """Wall seconds (``time.perf_counter``) and CPU seconds of this process (``time.process_time``,
-    all threads) of a ``with`` block; CPU time helps tell a slow run from a busy machine."""
-
-    def __enter__(self) -> Clock:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall_s = time.perf_counter() - self._wall
-        self.cpu_s = time.process_time() - self._cpu
-
-
-def pick(items: list, n: int | None) -> list:
-    """``n`` items spread evenly over ``items`` (all when ``n`` is None or too large)."""
-    if n is None or n >= len(items):
-        return list(items)
-    idx = np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))
-    return [items[i] for i in idx]
-
-
-def chunked(seq: list, size: int) -> list[list]:
-    return [seq[i:i + size] for i in range(0, len(seq), size)]
-
-
-def max_rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss: kB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-# --------------------------------------------------------------------------- decode
-
-def decode_clips(clips, opts, sample_rate_hz: int):
-    """Decode every clip once, as the pipeline's ``_decode`` would (errors and too-short clips left out).
-
-    Returns (clips kept, their waves, decode wall seconds).
-    """
-    from src.data.audio import AudioError, load_audio
-
-    kept, waves = [], []
-    t0 = time.perf_counter()
-    for c in clips:
-        try:
-            w = load_audio(c.path, sample_rate_hz, opts.max_duration_s)
-        except AudioError as e:
-            log.warning("skipping %s: %s", c.path, e)
-            continue
-        if len(w) < opts.min_clip_s * sample_rate_hz:
-            log.warning("skipping %s: shorter than min_clip_s", c.path)
-            continue
-        kept.append(c)
-        waves.append(w)
-    return kept, waves, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- (a) VAD
@@ -417,7 +334,6 @@ def write_long_wav(path: Path, waves: list[np.ndarray], minutes: float, rate_hz:
 
 def bench_long_decode(waves: list[np.ndarray], minutes: float, tmp_dir: Path, max_duration_s: float) -> dict:
     """tracemalloc peak of ``load_audio`` on a long 48 kHz stereo WAV vs its 16 kHz mono float32 size."""
-    from bench.long import vm_kb
     from src.data.audio import SAMPLE_RATE_HZ, load_audio
 
     path = tmp_dir / "long-48k-stereo.wav"
@@ -457,26 +373,6 @@ def bench_long_decode(waves: list[np.ndarray], minutes: float, tmp_dir: Path, ma
 
 # --------------------------------------------------------------------------- report
 
-def verdict(ok: bool | None) -> str:
-    return "—" if ok is None else ("PASS" if ok else "MISS")
-
-
-def table(rows: list[tuple[str, str, str, bool | None]]) -> str:
-    head = ["metric", "measured", "goal", "result"]
-    body = [[m, v, g, verdict(ok)] for m, v, g, ok in rows]
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
-
-
-def warm_page_cache(clips) -> None:
-    """Read every file once so neither contender pays for the first read from disk."""
-    for c in clips:
-        try:
-            c.path.read_bytes()
-        except OSError:
-            pass
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -495,7 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     from src.runtime import set_threads
     from src.data.audio import SAMPLE_RATE_HZ, load_audio
     from src.data.manifest import read_manifest
-    from src.embeddings.extract import ExtractOptions
     from src.embeddings.store import config_hash
     from src.vad.silero import load_silero_model
 
@@ -504,9 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = loadavg()
 
     cfg = compose_config(args.encoder, args.overrides)
-    opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
-                          min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
-                          max_duration_s=cfg.max_duration_s, progress=False)
+    opts = extract_options(cfg)
     manifest = resolve_manifest(args.manifest)
     all_clips = pick(read_manifest(manifest), args.clips)
     if not all_clips:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.extract_common import vm_kb
+
 log = logging.getLogger("bench.extract")
 
 GOAL_LONG_RATIO = 0.9  # long-file audio s per CPU s / short clips', at least
@@ -44,17 +46,6 @@ def long_recording(clips, minutes: float, sample_rate_hz: int = 16_000) -> tuple
     if n < want:
         raise SystemExit(f"(f): the clips give only {n / sample_rate_hz / 60:.1f} min; ask for less --long-min")
     return np.concatenate(parts)[:want], truth
-
-
-def vm_kb(field: str) -> int | None:
-    """A ``/proc/self/status`` memory field in kB (Linux), else None."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def timeline_accuracy(result, truth, sample_rate_hz: int = 16_000) -> tuple[float, float]:

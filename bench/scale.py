@@ -27,18 +27,16 @@ def _worker(encoder: str, overrides: list[str], clips, cpu: int | None, tmp_dir:
         os.sched_setaffinity(0, {cpu})
     import silero_vad  # noqa: F401  (sets torch threads to 1 on import: import first)
 
-    from bench.extract import compose_config
+    from bench.extract_common import compose_config, extract_options
     from src.building import build_encoder, build_segmenter, embedding_options
     from src.runtime import set_threads
-    from src.embeddings.extract import ExtractOptions, extract
+    from src.embeddings.extract import extract
     from src.embeddings.store import JsonlWriter, config_hash
 
     set_threads(1)
     cfg = compose_config(encoder, overrides)
     segmenter, enc = build_segmenter(cfg.vad), build_encoder(cfg.encoder)
-    opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
-                          min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
-                          max_duration_s=cfg.max_duration_s, progress=False)
+    opts = extract_options(cfg)
     warm = np.random.default_rng(0).normal(0, 0.1, 32_000).astype(np.float32)
     enc.embed([warm])
     segmenter.speech_only([warm])

@@ -60,7 +60,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -69,13 +68,11 @@ if str(REPO_DIR) not in sys.path:
 
 import torch  # noqa: E402
 
-from bench.extract_common import (  # noqa: E402
-    check_threads, compose_config, loadavg, pick, resolve_manifest, table, warm_page_cache)
+from bench.extract_common import check_threads, compose_config, loadavg, pick, resolve_manifest  # noqa: E402
 
 log = logging.getLogger("bench.extract")
 
 SECTIONS = ("core", "workers", "encoders", "long")
-GOAL_WORKERS_RATIO = 1.8        # 2 workers / 1 worker throughput, at least
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     import silero_vad  # noqa: F401  (its import sets torch threads to 1: import it first, then set)
 
     from bench.extract_core import run_core
+    from bench.long import run_long
+    from bench.scale import run_scale
     from src.data.manifest import read_manifest
     from src.runtime import set_threads
 
@@ -174,93 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_path:
         save_figures(args.json_path, core, scale, long)
     return 0
-
-
-def run_scale(args, cfg, all_clips, sections: set[str]) -> dict:
-    """Sections (d) workers and (e) encoders, as ``--sections`` picks them; prints their table."""
-    from bench.scale import bench_encoders, bench_workers
-    from src.building import build_segmenter
-    from src.data.audio import load_audio
-
-    warm_page_cache(all_clips)
-    tmp_dir = Path(args.tmp_dir) if args.tmp_dir else Path(tempfile.gettempdir())
-    out: dict = {"loadavg_start": loadavg()}
-    overrides = list(args.overrides)
-    if "workers" in sections:
-        log.info("(d) workers: %d clips", len(all_clips))
-        out["workers"] = bench_workers(args.encoder, overrides, all_clips, args.repeats, tmp_dir)
-    if "encoders" in sections:
-        chosen = pick(all_clips, args.encoder_clips)
-        seg = build_segmenter(cfg.vad)
-        speech = [s for s in seg.speech_only([load_audio(c.path) for c in chosen]) if len(s) >= 8000]
-        sizes = {}
-        for key in ("resemblyzer", "ecapa", "wav2vec2"):
-            sizes[key] = int(compose_config(key, []).encoder.batch_size)
-        log.info("(e) encoders: %d clips of speech", len(speech))
-        out["encoders"] = bench_encoders(speech, sizes, args.repeats, tmp_dir)
-    out["loadavg_end"] = loadavg()
-    print_scale(out, args.repeats)
-    return out
-
-
-def print_scale(r: dict, repeats: int) -> None:
-    from src.embeddings.shards import available_cpus
-
-    print(f"\n{os.cpu_count()} CPUs; load average {r['loadavg_start']} -> {r['loadavg_end']}; "
-          f"best of {repeats} run(s)")
-    rows = []
-    if "workers" in r:
-        w = r["workers"]
-        print("\n(d) workers (processes; 1 torch thread each)")
-        for name in ("one_pinned", "two_pinned", "one_unpinned"):
-            x = w[name]
-            print(f"  {name:13s} {x['wall_s']:7.2f} s {x['audio_s_per_s']:7.1f} audio-s/s  "
-                  f"{x['clips']} clips, CPU {x['cpu_s']:.1f} s")
-        rows.append(("2 workers / 1 worker throughput (one core each)", f"{w['ratio_two_over_one']:.2f}x",
-                     f">= {GOAL_WORKERS_RATIO:g}x", w["ratio_two_over_one"] >= GOAL_WORKERS_RATIO))
-        rows.append(("  same, from CPU s per audio s (2 idle cores would give)",
-                     f"{w['ratio_two_over_one_idle_cores']:.2f}x", "", None))
-        rows.append(("2 workers / one default process (two threads, any core)",
-                     f"{w['ratio_two_over_default']:.2f}x", "", None))
-        for name in ("command_one", "command_auto"):
-            x = w[name]
-            print(f"  {name:13s} {x['wall_s']:7.2f} s {x['audio_s_per_s']:7.1f} audio-s/s  {x['clips']} clips "
-                  f"(python -m src.extract num_workers={x['num_workers']}, start to exit)")
-        rows.append((f"default command (num_workers=auto: {available_cpus()} CPUs) / num_workers=1",
-                     f"{w['ratio_command_auto_over_one']:.2f}x", f">= {GOAL_WORKERS_RATIO:g}x",
-                     w["ratio_command_auto_over_one"] >= GOAL_WORKERS_RATIO))
-    if "encoders" in r:
-        print("\n(e) encoders: the same VAD speech, each encoder's batch size")
-        for name, e in r["encoders"].items():
-            params = f"{e['params_m']:.1f} M params, " if e["params_m"] else ""
-            print(f"  {name:12s} {e['x_real_time']:7.1f}x real time  {e['clips_per_s']:6.2f} clips/s  "
-                  f"batch {e['batch_size']}, {params}loaded in {e['load_s']:.1f} s  [{e['label']}]")
-            rows.append((f"{name} speed ({e['label']})", f"{e['x_real_time']:.1f}x real time", "", None))
-    print("\n" + table(rows))
-
-
-def run_long(args, manifest: Path) -> dict:
-    """Section (f) on the clips of ``manifest``: prints its own header and table; returns its figures."""
-    from bench.long import bench_long, print_long
-    from src.data.manifest import read_manifest
-    from src.inference.pipeline import GenderPipeline
-    from src.inference.pretrained import resolve_model
-
-    clips = read_manifest(manifest)
-    short = pick(clips, args.long_clips)
-    rest = [c for c in clips if c not in short]
-    pipe = GenderPipeline.from_run(resolve_model(args.long_run, "runs"))
-    check_threads(args.threads, "(f) after loading the model")
-    log.info("(f) long file: %g min vs %d short clips, model %s", args.long_min, len(short), pipe.model_name)
-    out = {"loadavg_start": loadavg(), "model": pipe.model_name}
-    out.update(bench_long(pipe, short, rest, args.long_min, args.repeats, args.profile))
-    out["loadavg_end"] = loadavg()
-    rows: list = []
-    print(f"\n{os.cpu_count()} CPUs, torch {torch.get_num_threads()} thread(s); load average {out['loadavg_start']} "
-          f"-> {out['loadavg_end']}; best of {args.repeats} run(s); model {out['model']}")
-    print_long(out, rows)
-    print("\n" + table(rows))
-    return out
 
 
 if __name__ == "__main__":

@@ -72,6 +72,19 @@ def prepare_speech(clips, waves, segmenter, opts) -> tuple[list[list], list[list
     return prepared_chunks, batches, vad_s
 
 
+def compare_vectors(path: Path, prepared_chunks, vectors: np.ndarray) -> tuple[bool, float]:
+    """Same speech embedded? The JSONL vectors (rounded to 1e-6) against the bare ones: (every clip
+    with speech has a vector, their max |diff|)."""
+    from src.embeddings.store import iter_lines
+
+    recs = {r["id"]: r for r in iter_lines(path)}
+    ok_ids = [p.clip.id for ch in prepared_chunks for p in ch if p.speech is not None]
+    got = [recs[i]["embedding"] for i in ok_ids if recs.get(i, {}).get("embedding") is not None]
+    same_speech = len(got) == len(ok_ids)
+    max_diff = float(np.abs(np.array(got) - vectors).max()) if same_speech else float("nan")
+    return same_speech, max_diff
+
+
 def records_seconds(prepared_chunks, encoder, vectors: np.ndarray, opts, meta: dict, path: Path) -> float:
     """The pipeline's own work besides decode, VAD and encoder: record building (embed_prepared
     with the vectors replayed) and JSON writing to ``path``, run serially."""
@@ -96,7 +109,6 @@ def bench_pipeline(clips, waves, segmenter, encoder, opts, meta: dict, tmp_dir: 
     ``repeats - 1`` end-to-end runs (``rerun_e2e(i)``) alternate with the bare-encoder runs here.
     """
     from src.data.audio import SAMPLE_RATE_HZ
-    from src.embeddings.store import iter_lines
 
     prepared_chunks, batches, vad_s = prepare_speech(clips, waves, segmenter, opts)
     n_speech = sum(len(b) for b in batches)
@@ -122,13 +134,7 @@ def bench_pipeline(clips, waves, segmenter, encoder, opts, meta: dict, tmp_dir: 
             cpu["e2e"].append(cpu_s)
     bare_s, e2e_s = min(times["bare"]), min(times["e2e"])
 
-    # Same speech embedded? Compare the JSONL vectors (rounded to 1e-6) with the bare ones.
-    recs = {r["id"]: r for r in iter_lines(path)}
-    ok_ids = [p.clip.id for ch in prepared_chunks for p in ch if p.speech is not None]
-    got = [recs[i]["embedding"] for i in ok_ids if recs.get(i, {}).get("embedding") is not None]
-    same_speech = len(got) == len(ok_ids)
-    max_diff = float(np.abs(np.array(got) - vectors).max()) if same_speech else float("nan")
-
+    same_speech, max_diff = compare_vectors(path, prepared_chunks, vectors)
     records_s = records_seconds(prepared_chunks, encoder, vectors, opts, meta, tmp_dir / "replay" / path.name)
 
     return {

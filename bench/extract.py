@@ -124,16 +124,14 @@ def setup_logging(verbose: bool) -> None:
 
 
 def save_figures(path: str, core: dict | None, scale: dict | None, long: dict | None) -> None:
-    """``--json``: with ``core``, every figure (``scale`` and ``long`` nested in it); without it, the
-    figures of (f) if it ran, else those of (d) and (e)."""
-    if core is None:
-        Path(path).write_text(json.dumps(long if long is not None else scale, indent=2, default=str))
-        return
+    """``--json``: every figure that was measured; (d)/(e) under ``scale`` and (f) under ``long``,
+    beside (a)-(c) when they ran."""
+    out = dict(core or {})
     if scale is not None:
-        core["scale"] = scale
+        out["scale"] = scale
     if long is not None:
-        core["long"] = long
-    Path(path).write_text(json.dumps(core, indent=2, default=str))
+        out["long"] = long
+    Path(path).write_text(json.dumps(out, indent=2, default=str))
     log.info("figures saved to %s", path)
 
 

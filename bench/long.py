@@ -8,6 +8,7 @@ Each side gets x real time (audio seconds per wall second) and audio seconds per
 ratio long / short of the CPU figure is the one to read on a shared machine (goal: >= 0.9, a long
 file as fast per second as short ones). Also: the peak RSS growth while the long file is classified
 (``VmHWM`` reset first, Linux), and with ``--profile`` where its time goes (cProfile, top entries).
+``run_long`` loads the model, runs it and prints the section's own table.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from __future__ import annotations
 import cProfile
 import io
 import logging
+import os
 import pstats
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from bench.extract_common import check_threads, loadavg, pick, table, vm_kb
 
 log = logging.getLogger("bench.extract")
 
@@ -44,17 +49,6 @@ def long_recording(clips, minutes: float, sample_rate_hz: int = 16_000) -> tuple
     if n < want:
         raise SystemExit(f"(f): the clips give only {n / sample_rate_hz / 60:.1f} min; ask for less --long-min")
     return np.concatenate(parts)[:want], truth
-
-
-def vm_kb(field: str) -> int | None:
-    """A ``/proc/self/status`` memory field in kB (Linux), else None."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def timeline_accuracy(result, truth, sample_rate_hz: int = 16_000) -> tuple[float, float]:
@@ -146,3 +140,26 @@ def print_long(r: dict, goal_rows: list) -> None:
           f"clips labelled female/male, {t['timeline_right']:.1%} of those right")
     if "profile" in r:
         print("\n  cProfile of the long file with the timeline:\n" + r["profile"])
+
+
+def run_long(args, manifest: Path) -> dict:
+    """Section (f) on the clips of ``manifest``: prints its own header and table; returns its figures."""
+    from src.data.manifest import read_manifest
+    from src.inference.pipeline import GenderPipeline
+    from src.inference.pretrained import resolve_model
+
+    clips = read_manifest(manifest)
+    short = pick(clips, args.long_clips)
+    rest = [c for c in clips if c not in short]
+    pipe = GenderPipeline.from_run(resolve_model(args.long_run, "runs"))
+    check_threads(args.threads, "(f) after loading the model")
+    log.info("(f) long file: %g min vs %d short clips, model %s", args.long_min, len(short), pipe.model_name)
+    out = {"loadavg_start": loadavg(), "model": pipe.model_name}
+    out.update(bench_long(pipe, short, rest, args.long_min, args.repeats, args.profile))
+    out["loadavg_end"] = loadavg()
+    rows: list = []
+    print(f"\n{os.cpu_count()} CPUs, torch {torch.get_num_threads()} thread(s); load average {out['loadavg_start']} "
+          f"-> {out['loadavg_end']}; best of {args.repeats} run(s); model {out['model']}")
+    print_long(out, rows)
+    print("\n" + table(rows))
+    return out

@@ -1,7 +1,9 @@
 """Sections (d) and (e) of ``bench/extract.py``: extraction workers side by side, and the speed
 of every encoder (the hub encoders at full size with random weights).
 
-Kept in their own module so the worker processes (``multiprocessing`` spawn) import only this.
+Kept in their own module so the worker processes (``multiprocessing`` spawn) import only this
+(hence the imports inside functions). ``run_scale`` runs the two as ``--sections`` picks them and
+prints their table.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 log = logging.getLogger("bench.extract")
 
+GOAL_WORKERS_RATIO = 1.8        # 2 workers / 1 worker throughput, at least
+
 
 # --------------------------------------------------------------------------- (d) workers
 
@@ -27,18 +31,16 @@ def _worker(encoder: str, overrides: list[str], clips, cpu: int | None, tmp_dir:
         os.sched_setaffinity(0, {cpu})
     import silero_vad  # noqa: F401  (sets torch threads to 1 on import: import first)
 
-    from bench.extract import compose_config
+    from bench.extract_common import compose_config, extract_options
     from src.building import build_encoder, build_segmenter, embedding_options
     from src.runtime import set_threads
-    from src.embeddings.extract import ExtractOptions, extract
+    from src.embeddings.extract import extract
     from src.embeddings.store import JsonlWriter, config_hash
 
     set_threads(1)
     cfg = compose_config(encoder, overrides)
     segmenter, enc = build_segmenter(cfg.vad), build_encoder(cfg.encoder)
-    opts = ExtractOptions(chunk_clips=cfg.chunk_clips, encoder_batch_size=cfg.encoder.batch_size,
-                          min_clip_s=cfg.min_clip_s, min_speech_s=cfg.min_speech_s,
-                          max_duration_s=cfg.max_duration_s, progress=False)
+    opts = extract_options(cfg)
     warm = np.random.default_rng(0).normal(0, 0.1, 32_000).astype(np.float32)
     enc.embed([warm])
     segmenter.speech_only([warm])
@@ -179,3 +181,69 @@ def bench_encoders(speech: list[np.ndarray], batch_sizes: dict[str, int], repeat
             log.info("(e) %s: %.1fx real time (%s)", name, speech_s / best, label)
             del enc
     return out
+
+
+# --------------------------------------------------------------------------- the section's run and report
+
+def run_scale(args, cfg, all_clips, sections: set[str]) -> dict:
+    """Sections (d) workers and (e) encoders, as ``--sections`` picks them; prints their table."""
+    from bench.extract_common import compose_config, loadavg, pick, warm_page_cache
+    from src.building import build_segmenter
+    from src.data.audio import load_audio
+
+    warm_page_cache(all_clips)
+    tmp_dir = Path(args.tmp_dir) if args.tmp_dir else Path(tempfile.gettempdir())
+    out: dict = {"loadavg_start": loadavg()}
+    overrides = list(args.overrides)
+    if "workers" in sections:
+        log.info("(d) workers: %d clips", len(all_clips))
+        out["workers"] = bench_workers(args.encoder, overrides, all_clips, args.repeats, tmp_dir)
+    if "encoders" in sections:
+        chosen = pick(all_clips, args.encoder_clips)
+        seg = build_segmenter(cfg.vad)
+        speech = [s for s in seg.speech_only([load_audio(c.path) for c in chosen]) if len(s) >= 8000]
+        sizes = {}
+        for key in ("resemblyzer", "ecapa", "wav2vec2"):
+            sizes[key] = int(compose_config(key, []).encoder.batch_size)
+        log.info("(e) encoders: %d clips of speech", len(speech))
+        out["encoders"] = bench_encoders(speech, sizes, args.repeats, tmp_dir)
+    out["loadavg_end"] = loadavg()
+    print_scale(out, args.repeats)
+    return out
+
+
+def print_scale(r: dict, repeats: int) -> None:
+    from bench.extract_common import table
+    from src.embeddings.shards import available_cpus
+
+    print(f"\n{os.cpu_count()} CPUs; load average {r['loadavg_start']} -> {r['loadavg_end']}; "
+          f"best of {repeats} run(s)")
+    rows = []
+    if "workers" in r:
+        w = r["workers"]
+        print("\n(d) workers (processes; 1 torch thread each)")
+        for name in ("one_pinned", "two_pinned", "one_unpinned"):
+            x = w[name]
+            print(f"  {name:13s} {x['wall_s']:7.2f} s {x['audio_s_per_s']:7.1f} audio-s/s  "
+                  f"{x['clips']} clips, CPU {x['cpu_s']:.1f} s")
+        rows.append(("2 workers / 1 worker throughput (one core each)", f"{w['ratio_two_over_one']:.2f}x",
+                     f">= {GOAL_WORKERS_RATIO:g}x", w["ratio_two_over_one"] >= GOAL_WORKERS_RATIO))
+        rows.append(("  same, from CPU s per audio s (2 idle cores would give)",
+                     f"{w['ratio_two_over_one_idle_cores']:.2f}x", "", None))
+        rows.append(("2 workers / one default process (two threads, any core)",
+                     f"{w['ratio_two_over_default']:.2f}x", "", None))
+        for name in ("command_one", "command_auto"):
+            x = w[name]
+            print(f"  {name:13s} {x['wall_s']:7.2f} s {x['audio_s_per_s']:7.1f} audio-s/s  {x['clips']} clips "
+                  f"(python -m src.extract num_workers={x['num_workers']}, start to exit)")
+        rows.append((f"default command (num_workers=auto: {available_cpus()} CPUs) / num_workers=1",
+                     f"{w['ratio_command_auto_over_one']:.2f}x", f">= {GOAL_WORKERS_RATIO:g}x",
+                     w["ratio_command_auto_over_one"] >= GOAL_WORKERS_RATIO))
+    if "encoders" in r:
+        print("\n(e) encoders: the same VAD speech, each encoder's batch size")
+        for name, e in r["encoders"].items():
+            params = f"{e['params_m']:.1f} M params, " if e["params_m"] else ""
+            print(f"  {name:12s} {e['x_real_time']:7.1f}x real time  {e['clips_per_s']:6.2f} clips/s  "
+                  f"batch {e['batch_size']}, {params}loaded in {e['load_s']:.1f} s  [{e['label']}]")
+            rows.append((f"{name} speed ({e['label']})", f"{e['x_real_time']:.1f}x real time", "", None))
+    print("\n" + table(rows))

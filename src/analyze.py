@@ -23,39 +23,39 @@ from src.analysis.umap_plot import umap_2d, umap_figure
 from src.evaluate import run_inputs
 from src.labels import class_index
 from src.embeddings.dataset import load_embedding_set
-from src.models.run_folder import open_run, resolve_run
+from src.inference.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
 
-def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool = True, umap: bool = True,
+def analyze_run(run: RunFolder | str | Path, analysis_dir: str | Path, copy_audio: bool = True, umap: bool = True,
                 umap_neighbors: int = 15, seed: int = 0) -> dict[str, Path]:
     """Dump mistakes and draw the plots for one finished run; returns what was written."""
-    run = open_run(run_dir)
-    log.info("model: %s (%s)", run.dir.name, run.dir)
+    run = RunFolder.open(run)
+    log.info("model: %s (%s)", run.name, run.dir)
     preds = run.predictions()
-    written = {"mistakes": Path(analysis_dir) / run.encoder}
+    written = {"mistakes": Path(analysis_dir) / run.key}
     dump_mistakes(preds, written["mistakes"], copy_audio)
     test = preds[preds["split"] == "test"]
     y = np.array([class_index(g) for g in test["gender"]])
     written["reliability"] = run.dir / "reliability.png"
     save(reliability_figure(y, test["p_male_uncalibrated"].to_numpy(float), test["p_male"].to_numpy(float),
-                            f"{run.encoder}: test reliability (T={run.metrics['temperature']:.2f})"),
+                            f"{run.key}: test reliability (T={run.metrics['temperature']:.2f})"),
          written["reliability"])
     written["duration"] = run.dir / "accuracy_by_duration.png"
     save(duration_figure({s: run.metrics[s]["accuracy_by_duration"] for s in ("val", "test")},
-                         f"{run.encoder}: accuracy by speech duration"), written["duration"])
+                         f"{run.key}: accuracy by speech duration"), written["duration"])
     if umap:
         if run.metrics.get("embeddings_dir"):
             emb_dir = Path(run.metrics["embeddings_dir"])
-            data = load_embedding_set(emb_dir, run.encoder)
-            written["umap"] = emb_dir / f"{run.encoder}-embeddings.png"
+            data = load_embedding_set(emb_dir, run.key)
+            written["umap"] = emb_dir / f"{run.key}-embeddings.png"
         else:  # a run that reads audio (end to end): its trunk's features of its own clips
             data = run_inputs(run, run.config.data, name=run.metrics["data"])[1]
-            written["umap"] = run.dir / f"{run.encoder}-embeddings.png"
+            written["umap"] = run.dir / f"{run.key}-embeddings.png"
         wrong_ids = set(preds.loc[preds["correct"].astype(int) == 0, "id"])
         umap_figure(umap_2d(data.x, umap_neighbors, seed=seed), data.y, np.isin(data.ids, list(wrong_ids)),
-                    f"{run.encoder} embeddings ({run.metrics['data']}), UMAP", written["umap"])
+                    f"{run.key} embeddings ({run.metrics['data']}), UMAP", written["umap"])
     for k, v in written.items():
         log.info("%s: %s", k, v)
     return written
@@ -63,7 +63,7 @@ def analyze_run(run_dir: str | Path, analysis_dir: str | Path, copy_audio: bool 
 
 @verb("analyze")
 def main(cfg: DictConfig) -> None:
-    analyze_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap,
+    analyze_run(RunFolder.resolve(cfg.run, cfg.paths.runs_dir), cfg.paths.analysis_dir, cfg.copy_audio, cfg.umap,
                 cfg.umap_neighbors, cfg.seed)
 
 

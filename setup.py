@@ -2,8 +2,9 @@
 
 ``models/<name>/`` (each folder holding a ``best.pt``) lives beside ``src/`` in a checkout, outside
 any package; a wheel carries a copy of every file in it as ``src/shipped_models/<name>/``, where
-``src.inference.pretrained`` looks when there is no checkout. The copy is made afresh on every build
-(no file of an older model survives in ``build/``), and whatever files the folder holds go with it.
+``src.inference.run_folder.models_dir`` looks when there is no checkout. The copy is made afresh on every
+build (no file of an older model survives in ``build/``), and whatever files the folder holds go
+with it.
 An editable install copies nothing: it imports ``src`` from the checkout, which has ``models/``.
 Everything else (packages, package data, console scripts) is declared in ``pyproject.toml``.
 """
@@ -17,7 +18,7 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).resolve().parent
 MODELS_DIR = HERE / "models"
 CHECKPOINT_NAME = "best.pt"  # src.models.checkpoint.CHECKPOINT_NAME (not imported: setup.py needs no torch)
-PACKAGED = ("src", "shipped_models")  # src.inference.pretrained.PACKAGED_MODELS_DIR
+PACKAGED = ("src", "shipped_models")  # src.inference.run_folder.PACKAGED_MODELS_DIR
 
 
 def shipped_files() -> list[Path]:

@@ -146,12 +146,12 @@ def run_long(args, manifest: Path) -> dict:
     """Section (f) on the clips of ``manifest``: prints its own header and table; returns its figures."""
     from src.data.manifest import read_manifest
     from src.inference.pipeline import GenderPipeline
-    from src.inference.pretrained import resolve_model
+    from src.inference.run_folder import RunFolder
 
     clips = read_manifest(manifest)
     short = pick(clips, args.long_clips)
     rest = [c for c in clips if c not in short]
-    pipe = GenderPipeline.from_run(resolve_model(args.long_run, "runs"))
+    pipe = GenderPipeline.from_run(RunFolder.resolve(args.long_run, "runs"))
     check_threads(args.threads, "(f) after loading the model")
     log.info("(f) long file: %g min vs %d short clips, model %s", args.long_min, len(short), pipe.model_name)
     out = {"loadavg_start": loadavg(), "model": pipe.model_name}

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio  # noqa: E402
 from src.inference.params import TimelineParams  # noqa: E402
 from src.inference.pipeline import GenderPipeline, Voices  # noqa: E402
+from src.inference.run_folder import RunFolder  # noqa: E402
 from src.labels import MIXED  # noqa: E402
 
 SETS = ("dev", "speechocean762-dev", "speechocean762-extra", "emotional-dev")
@@ -77,7 +78,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    pipe = (GenderPipeline.from_pretrained() if args.run == "default" else GenderPipeline.from_run(args.run))
+    pipe = (GenderPipeline.from_run(RunFolder.resolve(args.run, "runs")))
     tp = pipe.timeline_params
     print(f"model: {pipe.model_name}; rule: min_voice_s={tp.min_voice_s} min_voice_distance={tp.min_voice_distance}"
           f" (sides answered by threshold {pipe.classifier.threshold:g}, unknown_below {pipe.unknown_below:g})",

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
 from src.inference.pipeline import GenderPipeline  # noqa: E402
-from src.inference.pretrained import resolve_model  # noqa: E402
+from src.inference.run_folder import RunFolder  # noqa: E402
 from src.runtime import set_threads  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def main() -> None:
     set_threads(args.threads)
     data = clips(args.clips)
     audio_s = sum(len(w) for w, _ in data) / SAMPLE_RATE_HZ
-    pipes = [GenderPipeline.from_run(resolve_model(r, "runs")) for r in args.runs]
+    pipes = [GenderPipeline.from_run(RunFolder.resolve(r, "runs")) for r in args.runs]
     for p in pipes:
         p.classify_wave(data[0][0], timeline=True)  # warm up
     best = [(np.inf, np.inf)] * 2

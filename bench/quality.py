@@ -33,6 +33,7 @@ from src.data.audio import SAMPLE_RATE_HZ, load_audio, resample  # noqa: E402
 from src.data.degrade import hard_clip, telephone, with_noise  # noqa: E402
 from src.inference.pipeline import GenderPipeline  # noqa: E402
 from src.inference.quality import assess  # noqa: E402
+from src.inference.run_folder import RunFolder  # noqa: E402
 from src.vad.silero import join_segments  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -95,7 +96,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    pipe = (GenderPipeline.from_pretrained() if args.run == "default" else GenderPipeline.from_run(args.run))
+    pipe = (GenderPipeline.from_run(RunFolder.resolve(args.run, "runs")))
     root = SHARED / "emotional-dev"
     m = pd.read_csv(root / "manifest.csv")
     neutral = m[m.path.str.contains("_NEU_")]

@@ -60,7 +60,7 @@ import soundfile as sf  # noqa: E402
 
 from bench.soak import slow_table, soak_table  # noqa: E402
 from src.data.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
-from src.models.run_folder import resolve_run  # noqa: E402
+from src.inference.run_folder import RunFolder  # noqa: E402
 
 CLIP_S = 3.0
 FRAME_S = 0.1
@@ -286,7 +286,7 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    run_dir = resolve_run(args.run, args.runs_dir)
+    run_dir = RunFolder.resolve(args.run, args.runs_dir).dir
     clips = real_clips(Path(args.data), args.clips)
     bodies = [wav_bytes(c) for c in clips]
     joined = np.concatenate(clips * (int(args.stream_s / (CLIP_S * len(clips))) + 1))[

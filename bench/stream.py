@@ -101,19 +101,15 @@ def loadavg() -> list[float] | None:
 
 def find_dev_run(run: str | None, runs_dir: str) -> Path:
     """``--run`` (checked), else the newest finished run under ``runs_dir`` trained with data=dev."""
-    from src.models.run_folder import RunError, open_run
+    from src.inference.run_folder import RunFolder
 
     how = ("make one with `python -m src.extract data=dev` then `python -m src.train data=dev`")
     if run is not None:
-        r = open_run(run)
+        r = RunFolder.open(run)
         if r.config.data.name != "dev":
             raise SystemExit(f"{run} was trained with data={r.config.data.name}, not data=dev: {how}")
         return r.dir
-    for d in sorted(Path(runs_dir).glob("*-????-??-??_??-??-??"), key=lambda d: d.name[-19:], reverse=True):
-        try:
-            r = open_run(d)
-        except RunError:
-            continue
+    for r in reversed(RunFolder.finished(runs_dir)):
         if r.config.data.name == "dev":
             return r.dir
     raise SystemExit(f"no finished data=dev run under {runs_dir}: {how}")

@@ -18,26 +18,27 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from src.embeddings.store import stats_path
-from src.models.run_folder import METRICS_NAME, Run, latest_runs_by_model
+from src.inference.run_folder import RunFolder
+from src.models.run_folder import METRICS_NAME
 
 log = logging.getLogger(__name__)
 
 
-def extraction_rate(run: Run) -> float | None:
+def extraction_rate(run: RunFolder) -> float | None:
     """Audio seconds per wall second of the extraction that made the run's embeddings, if recorded."""
-    p = stats_path(run.metrics.get("embeddings_dir", ""), run.encoder)
+    p = stats_path(run.metrics.get("embeddings_dir", ""), run.key)
     if not p.exists():
         return None
     s = json.loads(p.read_text())
     return s["audio_s"] / s["wall_s"] if s.get("wall_s") else None
 
 
-def comparison_row(run: Run) -> dict:
+def comparison_row(run: RunFolder) -> dict:
     """The table row of one run."""
     m, t = run.metrics, run.metrics["test"]
     rate = extraction_rate(run)
     data = m.get("data", "") + (f" ({m['protocol']})" if m.get("protocol") else "")
-    return {"encoder": run.encoder, "model": m.get("model", ""), "data": data,
+    return {"encoder": run.key, "model": m.get("model", ""), "data": data,
             "epochs": m["epochs"], "best_val_loss": round(m["best_val_loss"], 4),
             "test_accuracy": round(t["accuracy"], 4), "test_balanced_accuracy": round(t["balanced_accuracy"], 4),
             "test_log_loss": round(t["log_loss"], 4), "test_ece": round(t["ece"], 4),
@@ -46,7 +47,7 @@ def comparison_row(run: Run) -> dict:
             "extract_x_realtime": round(rate, 1) if rate else None, **cross_corpus_columns(run), "run": run.dir.name}
 
 
-def cross_corpus_columns(run: Run) -> dict[str, float]:
+def cross_corpus_columns(run: RunFolder) -> dict[str, float]:
     """``<source>_accuracy`` and ``<source>_<group value>`` (e.g. ``speechocean762_child``) for each
     ``python -m src.evaluate`` of the run (its ``eval-<source>/`` folders)."""
     out = {}
@@ -60,7 +61,7 @@ def cross_corpus_columns(run: Run) -> dict[str, float]:
 
 def compare_runs(runs_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
     """Build the table, write it as markdown and CSV, return it."""
-    runs = latest_runs_by_model(runs_dir)
+    runs = RunFolder.latest_by_model(runs_dir)
     if not runs:
         raise ValueError(f"no finished run under {runs_dir}: run `python -m src.train` first")
     table = pd.DataFrame([comparison_row(r) for r in runs.values()]).sort_values("test_balanced_accuracy",

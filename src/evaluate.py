@@ -4,7 +4,9 @@ source's embeddings (a cross-corpus test); an end-to-end run (``model=melcnn``, 
     python -m src.extract encoder=resemblyzer data=speechocean762      # embeddings first
     python -m src.evaluate run=runs/resemblyzer-2026-11-21_12-00-00 data=speechocean762
 
-Writes ``<run>/eval-<data.name>/metrics.json`` and ``predictions.csv``.
+Writes ``<run>/eval-<data.name>/metrics.json`` and ``predictions.csv``. ``run=default`` (the
+shipped model; its encoder's embeddings extracted first) writes them under
+``<paths.runs_dir>/shipped-default/eval-<data.name>/`` instead: never into ``models/``.
 """
 
 from __future__ import annotations
@@ -22,45 +24,46 @@ from src.embeddings.dataset import EmbeddingSet, load_embedding_set
 from src.evaluation.metrics import full_metrics
 from src.data.files import write_json_atomic
 from src.evaluation.predictions import answer_columns, write_predictions
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, Run, open_run, resolve_run
-from src.inference.run_model import load_run_model
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
+from src.inference.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(run_dir: str | Path, embeddings_dir: str | Path, name: str,
+def evaluate_run(run: RunFolder | str | Path, embeddings_dir: str | Path, name: str,
                  data_cfg: DictConfig | None = None) -> dict:
     """Score every usable clip of ``embeddings_dir`` with the run's classifier; a run that reads
     audio (an end-to-end network) scores ``data_cfg``'s audio instead (decoded and cut as in its training).
 
-    Returns the metrics (also written to ``<run>/eval-<name>/``).
+    Returns the metrics (also written to ``<run>/eval-<name>/``; a shipped model's: under its
+    :attr:`RunFolder.out_dir`).
     """
-    run = open_run(run_dir)
-    log.info("model: %s (%s)", run.dir.name, run.dir)
+    run = RunFolder.open(run)
+    log.info("model: %s (%s)", run.name, run.dir)
     clf, data, source = run_inputs(run, data_cfg, embeddings_dir, name)
     p_raw, p_cal = clf.predict_proba(data.x, calibrated=False), clf.predict_proba(data.x)
     answers = answer_columns(clf, data.x, p_cal)
-    metrics = {"run": str(run.dir), "encoder": run.encoder, "data": name, "source": source,
+    metrics = {"run": str(run.dir), "encoder": run.key, "data": name, "source": source,
                "all": full_metrics(data.y, p_raw, p_cal, clf.threshold, data.speech_s, data.groups,
                                    answers["answered"].astype(bool))}
-    out = run.dir / f"eval-{name}"
-    out.mkdir(exist_ok=True)
+    out = run.out_dir / f"eval-{name}"
+    out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / PREDICTIONS_NAME, data, np.full(len(data), "eval"), p_raw[:, 1], p_cal[:, 1],
                       clf.threshold, answers)
     write_json_atomic(out / METRICS_NAME, metrics)
     a = metrics["all"]
-    log.info("%s on %s: accuracy %.4f, balanced accuracy %.4f, ECE %.4f; by group: %s", run.encoder, name,
+    log.info("%s on %s: accuracy %.4f, balanced accuracy %.4f, ECE %.4f; by group: %s", run.key, name,
              a["accuracy"], a["balanced_accuracy"] or float("nan"), a["ece"],
              {g: {k: round(v["accuracy"], 3) for k, v in d.items()} for g, d in a["accuracy_by_group"].items()})
     return metrics
 
 
-def run_inputs(run: Run, data_cfg: DictConfig | None, embeddings_dir: str | Path | None = None,
+def run_inputs(run: RunFolder, data_cfg: DictConfig | None, embeddings_dir: str | Path | None = None,
                name: str | None = None) -> tuple[TrainedClassifier, EmbeddingSet, str]:
     """The run's classifier, the source's clips as its inputs, and where they came from: stored
     embeddings checked to come from the run's encoder, or (a run that reads audio) ``data_cfg``'s
     audio decoded, VAD-cut and left out by the run's own rules, through the run's trunk."""
-    rm = load_run_model(run.dir, with_encoder=False)
+    rm = run.load(with_encoder=False)
     if not rm.reads_audio:
         return rm.classifier, _stored_inputs(run, rm.classifier, embeddings_dir), str(embeddings_dir)
     if data_cfg is None or not data_cfg.get("manifest_path"):
@@ -79,10 +82,10 @@ def run_inputs(run: Run, data_cfg: DictConfig | None, embeddings_dir: str | Path
     return rm.classifier, data, str(data_cfg.manifest_path)
 
 
-def _stored_inputs(run: Run, clf: TrainedClassifier, embeddings_dir: str | Path) -> EmbeddingSet:
+def _stored_inputs(run: RunFolder, clf: TrainedClassifier, embeddings_dir: str | Path) -> EmbeddingSet:
     """The source's stored embeddings, checked to come from the run's encoder."""
-    data = load_embedding_set(embeddings_dir, run.encoder, both_classes=False)  # a one-gender source is fine
-    meta = read_meta(embeddings_dir, run.encoder)
+    data = load_embedding_set(embeddings_dir, run.key, both_classes=False)  # a one-gender source is fine
+    meta = read_meta(embeddings_dir, run.key)
     trained_on = clf.encoder.get("weights")
     if trained_on and meta.get("weights") != trained_on:
         raise ValueError(f"{embeddings_dir} was embedded with {meta.get('weights')!r} but the run was "
@@ -95,7 +98,7 @@ def _stored_inputs(run: Run, clf: TrainedClassifier, embeddings_dir: str | Path)
 
 @verb("evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate_run(resolve_run(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name, cfg.data)
+    evaluate_run(RunFolder.resolve(cfg.run, cfg.paths.runs_dir), cfg.paths.embeddings_dir, cfg.data.name, cfg.data)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from src.data.manifest import ManifestError, read_paths
 from src.inference.params import QualityParams, check_unknown_below
 from src.inference.params import TimelineParams
 from src.inference.pipeline import GenderPipeline, GenderResult
-from src.inference.pretrained import resolve_model
+from src.inference.run_folder import RunFolder
 from src.inference.sharded import (MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results,
                                    predict_shard, remove_parts)
 
@@ -209,7 +209,8 @@ def run_predict(cfg: DictConfig) -> int:
             workers = 1  # a cluster shard is one process; a merge runs no model
     except ValueError as e:
         raise UsageError(str(e)) from None
-    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
+    folder = RunFolder.resolve(cfg.run, cfg.paths.runs_dir)
+    run_dir = folder.dir
     digest = options_hash(cfg, run_dir)
     if cfg.merge:
         try:
@@ -223,7 +224,7 @@ def run_predict(cfg: DictConfig) -> int:
     timeline = bool(cfg.timeline) or fmt in TIMELINE_FORMATS
 
     def pipeline() -> GenderPipeline:
-        return GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+        return GenderPipeline.from_run(folder, device=cfg.device, unknown_below=cfg.unknown_below,
                                        timeline_params=from_cfg(TimelineParams, cfg.timeline_params),
                                        quality_params=from_cfg(QualityParams, cfg.quality))
 

@@ -19,13 +19,11 @@ from omegaconf import DictConfig
 
 from src.runtime import set_threads
 from src.settings import from_cfg
-from src.inference.params import QualityParams, check_unknown_below
-from src.inference.params import TimelineParams
+from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline
 from src.serving import ServeSettings, create_app
 from src.serving.connections import BACKLOG, guarded_protocol, max_connections_for, raise_fd_limit, rate_limit_logging
-from src.inference.pretrained import resolve_model
-from src.models.run_folder import open_run
+from src.inference.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +50,17 @@ def run_serve(cfg: DictConfig) -> None:
     check_unknown_below(cfg.unknown_below)
     from_cfg(TimelineParams, cfg.timeline_params)  # settings out of range fail before the server starts
     from_cfg(QualityParams, cfg.quality)
-    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
-    open_run(run_dir)  # a missing or unfinished run fails here, before the server starts
-    card = run_dir / "MODEL_CARD.md"
-    settings = serve_settings(cfg, run_dir.name, str(card) if card.is_file() else None)
-    factory = functools.partial(GenderPipeline.from_run, run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+    folder = RunFolder.resolve(cfg.run, cfg.paths.runs_dir)  # a missing or unfinished run fails before serving
+    card = folder.dir / "MODEL_CARD.md"
+    settings = serve_settings(cfg, folder.name, str(card) if card.is_file() else None)
+    factory = functools.partial(GenderPipeline.from_run, folder, device=cfg.device, unknown_below=cfg.unknown_below,
                                 timeline_params=from_cfg(TimelineParams, cfg.timeline_params),
                                 quality_params=from_cfg(QualityParams, cfg.quality),
                                 max_duration_s=float(cfg.max_duration_s))
     if not is_loopback(str(cfg.host)):
         log.warning("listening on %s: anyone who can reach this address can use the service (no authentication)",
                     cfg.host)
-    log.info("model: %s (%s); serving on http://%s:%s/", run_dir.name, run_dir, cfg.host, cfg.port)
+    log.info("model: %s (%s); serving on http://%s:%s/", folder.name, folder.dir, cfg.host, cfg.port)
     rate_limit_logging()  # a flood of one message (e.g. EMFILE on accept) is logged 5 times per 10 s
     max_connections = max_connections_for(raise_fd_limit())
     log.info("at most %d connections open at once; headers within %g s", max_connections, settings.header_timeout_s)

@@ -25,7 +25,7 @@ from src.settings import from_cfg
 from src.runtime import set_threads
 from src.cli import verb
 from src.inference.params import QualityParams, check_unknown_below
-from src.inference.pretrained import resolve_model
+from src.inference.run_folder import RunFolder
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
 from src.inference.params import StreamParams
@@ -69,9 +69,9 @@ def main(cfg: DictConfig) -> None:
     check_unknown_below(cfg.unknown_below)
     quality = from_cfg(QualityParams, cfg.quality)
     chunks = open_source(cfg.source, cfg)  # ... and so does a wrong source setting
-    run_dir = resolve_model(cfg.run, cfg.paths.runs_dir)
-    log.info("model: %s (%s)", run_dir.name, run_dir)
-    pipe = GenderPipeline.from_run(run_dir, device=cfg.device, unknown_below=cfg.unknown_below,
+    folder = RunFolder.resolve(cfg.run, cfg.paths.runs_dir)
+    log.info("model: %s (%s)", folder.name, folder.dir)
+    pipe = GenderPipeline.from_run(folder, device=cfg.device, unknown_below=cfg.unknown_below,
                                    quality_params=quality)
     streamer = StreamingGender(pipe, params)
     try:
@@ -80,7 +80,7 @@ def main(cfg: DictConfig) -> None:
         log.info("stopped")
     verdict, talk = streamer.summary()
     times = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(talk.items())) or "no speech"
-    print(f"end: {verdict} (speaking time: {times}) [model: {run_dir.name}]")
+    print(f"end: {verdict} (speaking time: {times}) [model: {folder.name}]")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ def test_a_failed_command_never_truncates_the_output(tmp_path):
     broken.mkdir(parents=True)
     (broken / "config.yaml").write_text((REPO_DIR / "models" / "default" / "config.yaml").read_text())
     (broken / "best.pt").write_bytes(b"not a checkpoint")
+    (broken / "metrics.json").write_text("{}")  # finished, as far as the folder shows
     failed = verb("predict", f"input={FEMALE}", "format=csv", f"output={keep}", f"run={broken}")
     assert failed.returncode == 1, failed.stderr[-2000:]
     said = [ln for ln in lines(failed.stderr) if not ln.startswith("[")]  # besides the log lines

@@ -45,7 +45,7 @@ def test_the_reference_is_generated_from_the_docstrings(site_dir):
     html = (site_dir / "reference" / "index.html").read_text()
     for name in ("src.inference.pipeline.GenderPipeline.from_pretrained",
                  "src.inference.pipeline.GenderPipeline.__call__",
-                 "src.inference.streaming.StreamingGender", "src.inference.run_model.load_run_model"):
+                 "src.inference.streaming.StreamingGender", "src.inference.run_folder.RunFolder.resolve"):
         assert f'id="{name}"' in html, name
     assert "VAD, encoder and trained classifier behind one call." in html  # GenderPipeline's docstring
 

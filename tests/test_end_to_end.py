@@ -14,7 +14,7 @@ from torch import nn
 
 from src.evaluate import evaluate_run
 from src.inference.pipeline import GenderPipeline
-from src.inference.run_model import load_run_model
+from src.inference.run_folder import RunFolder
 from src.models.checkpoint import CHECKPOINT_NAME, END_TO_END, TrainedClassifier, read_checkpoint
 from src.models.frontends import LogMel
 from src.train import run_train
@@ -68,7 +68,7 @@ def test_a_network_defined_in_a_test_trains_through_the_real_path(tiny_run):
 
 def test_the_one_loader_and_the_pipeline_serve_it(tiny_run):
     run_dir, _ = tiny_run
-    rm = load_run_model(run_dir)
+    rm = RunFolder.open(run_dir).load()
     assert rm.kind == END_TO_END and rm.reads_audio and rm.encoder.name == "tinynet" and rm.encoder.dim == 8
     pipe = GenderPipeline.from_run(run_dir)
     with open(run_dir / PREDICTIONS_NAME, newline="") as f:

@@ -19,7 +19,8 @@ from src.compare import compare_runs
 from src.train import run_train
 from src.data.speech import CropAugmentParams, augment, random_crop
 from src.training.age_bands import AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, resolve_run
+from src.inference.run_folder import RunFolder
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 from test_train import compose_cfg
 
@@ -89,8 +90,8 @@ def test_compare_latest_and_analyze_include_melcnn(sample_run, tmp_path):
     run_dir, _ = sample_run
     table = compare_runs(run_dir.parent, tmp_path / "out")
     assert "melcnn" in set(table["encoder"]) and "melcnn" in set(table["model"])
-    assert resolve_run("latest:melcnn", run_dir.parent) == run_dir
-    assert resolve_run("latest", run_dir.parent) == run_dir  # predict, serve, ... can use it
+    assert RunFolder.resolve("latest:melcnn", run_dir.parent).dir == run_dir
+    assert RunFolder.resolve("latest", run_dir.parent).dir == run_dir  # predict, serve, ... can use it
     written = analyze_run(run_dir, tmp_path / "analysis", copy_audio=False)
     assert written["reliability"].exists()
     assert written["umap"] == run_dir / "melcnn-embeddings.png" and written["umap"].read_bytes()[:4] == b"\x89PNG"

@@ -21,7 +21,7 @@ import pytest
 
 import src
 from src.__main__ import VERBS, main as gender_voice
-from src.inference.pretrained import models_dir, pretrained_dir
+from src.inference.run_folder import RunFolder, models_dir
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_AUDIO = REPO_DIR / "data" / "sample" / "audio"
@@ -83,7 +83,7 @@ def test_public_objects_from_the_package_root():
 def test_a_checkout_uses_its_own_models_folder():
     assert src.checkout_dir() == REPO_DIR
     assert models_dir() == REPO_DIR / "models"
-    assert pretrained_dir() == REPO_DIR / "models" / "default"
+    assert RunFolder.shipped().dir == REPO_DIR / "models" / "default"
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -128,7 +128,7 @@ def check_wheel_contents(wheel: Path) -> None:
             assert path.relative_to(REPO_DIR).as_posix() in names, path
 
         shipped = [p for p in (REPO_DIR / "models" / "default").rglob("*") if p.is_file()]
-        assert {"best.pt", "config.yaml", "MODEL_CARD.md"} <= {p.name for p in shipped}
+        assert {"best.pt", "config.yaml", "metrics.json", "MODEL_CARD.md"} <= {p.name for p in shipped}
         for path in shipped:  # whatever the folder holds, byte for byte
             member = f"src/shipped_models/{path.relative_to(REPO_DIR / 'models').as_posix()}"
             assert member in names, member
@@ -175,10 +175,10 @@ def test_the_wheel_installs_and_answers_outside_the_checkout(tmp_path):
     code = (  # the Python API as a user of the installed package writes it
         "import json, src\n"
         "from src import GenderPipeline\n"
-        "from src.inference.pretrained import pretrained_dir\n"
+        "from src.inference.run_folder import RunFolder\n"
         f"r = GenderPipeline.from_pretrained()({str(MALE)!r})\n"
         "print(json.dumps({'src': src.__file__, 'checkout': str(src.checkout_dir()),"
-        " 'model_dir': str(pretrained_dir()), 'label': r.label, 'status': r.status, 'p_male': r.p_male,"
+        " 'model_dir': str(RunFolder.shipped().dir), 'label': r.label, 'status': r.status, 'p_male': r.p_male,"
         " 'classes': list(GenderPipeline.classes())}))\n")
     api = run(str(python), "-c", code)
     assert api.returncode == 0, api.stderr[-3000:]

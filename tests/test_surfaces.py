@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio
 from src.inference.pipeline import GenderPipeline
-from src.inference.pretrained import pretrained_dir
+from src.inference.run_folder import RunFolder
 from src.labels import MIXED
 from src.serving import ServeSettings, create_app
 from src.serving.examples import Example
@@ -50,7 +50,7 @@ def two_voices(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(pipe, tmp_path_factory):
-    card = pretrained_dir() / "MODEL_CARD.md"
+    card = RunFolder.shipped().dir / "MODEL_CARD.md"
     clip = next((SAMPLE_AUDIO / "arctic-axb").glob("*.flac"))
     settings = ServeSettings(tmp_dir=str(tmp_path_factory.mktemp("uploads")), model_workers=1, run_name="default",
                              model_card=str(card), examples=(Example("a woman", str(clip), "training data"),))

@@ -35,7 +35,8 @@ from src.labels import SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.train import run_train
 from src.embeddings.dataset import DatasetError, load_embedding_set
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError, resolve_run
+from src.inference.run_folder import RunFolder
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_MANIFEST_PATH = REPO_DIR / "data" / "sample" / "manifest.csv"
@@ -419,11 +420,10 @@ def test_compare_latest_run_per_encoder(trained_run, embeddings_dir, tmp_path):
     with pytest.raises(ValueError, match="no finished run"):
         compare_runs(tmp_path / "empty", tmp_path / "out2")
     # run=latest / latest:<encoder> (evaluate, analyze, predict) pick from the same runs
-    assert resolve_run("latest", runs_dir) == runs_dir / "ecapa-2026-01-02_00-00-00"
-    assert resolve_run(f"latest:{ENCODER}", runs_dir) == runs_dir / f"{ENCODER}-2026-01-01_00-00-00"
-    assert resolve_run("latest-sweep/x", runs_dir) == Path("latest-sweep/x")  # a folder name, not the keyword
+    assert RunFolder.resolve("latest", runs_dir).dir == runs_dir / "ecapa-2026-01-02_00-00-00"
+    assert RunFolder.resolve(f"latest:{ENCODER}", runs_dir).dir == runs_dir / f"{ENCODER}-2026-01-01_00-00-00"
     with pytest.raises(RunError, match="no finished run of wav2vec2"):
-        resolve_run("latest:wav2vec2", runs_dir)
+        RunFolder.resolve("latest:wav2vec2", runs_dir)
 
 
 # ------------------------------------------------------------------------------------------ slow sweep
@@ -492,27 +492,25 @@ def test_a_run_weaker_than_the_shipped_model_says_so_when_used(trained_run, tmp_
     the shipped model itself, and a run above that figure, do not."""
     import logging
 
-    from src.inference.pretrained import pretrained_dir, resolve_model, weaker_than_shipped
-
     run_dir = trained_run[0]
     test = json.loads((run_dir / METRICS_NAME).read_text())["test"]
-    shipped = json.loads((pretrained_dir() / "metrics.json").read_text())["nested_cv"]["clean"]
+    shipped = RunFolder.shipped().metrics["nested_cv"]["clean"]
     groups = set(test["accuracy_by_group"]["age_group"]) - {"(none)"}
     ref = shipped["adult" if groups <= {"adult"} else "all"]["balanced_accuracy"]
-    with caplog.at_level(logging.WARNING, logger="src.inference.pretrained"):
-        assert resolve_model(str(run_dir), tmp_path) == run_dir
+    with caplog.at_level(logging.WARNING, logger="src.inference.run_folder"):
+        assert RunFolder.resolve(str(run_dir), tmp_path).dir == run_dir
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     if test["balanced_accuracy"] < ref:  # the sample's toy run: 11 test clips
         assert len(warned) == 1 and f"{100 * test['balanced_accuracy']:.1f} %" in warned[0]
         assert f"{100 * ref:.1f} %" in warned[0] and "run=default" in warned[0]
     else:
         assert not warned
-    assert weaker_than_shipped(pretrained_dir()) is None
+    assert RunFolder.shipped().weaker_than_shipped() is None
     better = copy_run(run_dir, tmp_path / "runs", "better", ENCODER)
     metrics = json.loads((better / METRICS_NAME).read_text())
     metrics["test"]["balanced_accuracy"] = min(1.0, ref + 0.01)
     (better / METRICS_NAME).write_text(json.dumps(metrics))
-    assert weaker_than_shipped(better) is None
+    assert RunFolder.open(better).weaker_than_shipped() is None
     metrics["test"]["balanced_accuracy"] = ref - 0.05
     (better / METRICS_NAME).write_text(json.dumps(metrics))
-    assert f"{100 * (ref - 0.05):.1f} %" in weaker_than_shipped(better)
+    assert f"{100 * (ref - 0.05):.1f} %" in RunFolder.open(better).weaker_than_shipped()

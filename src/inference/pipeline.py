@@ -19,6 +19,7 @@ import numpy as np
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, wave_from_array, without_dc
 from src.encoders.base import Encoder, embed_slices
 from src.inference.quality import Quality, QualityMeter, assess
+from src.inference.run_folder import RunFolder
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
 from src.inference.params import QualityParams, TimelineParams, check_unknown_below
@@ -166,24 +167,21 @@ class GenderPipeline:
         self.max_duration_s = max_duration_s
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "cpu", **kwargs) -> GenderPipeline:
-        """Build the pipeline a training run describes (its encoder, VAD settings and checkpoint;
+    def from_run(cls, run: RunFolder | str | Path, device: str = "cpu", **kwargs) -> GenderPipeline:
+        """Build the pipeline a finished run folder describes (its encoder, VAD settings and checkpoint;
         an end-to-end run's trunk is the encoder, its gender head the classifier)."""
-        from src.inference.run_model import load_run_model
-
-        kwargs.setdefault("model_name", Path(run_dir).name)
-        rm = load_run_model(run_dir, device=device)
+        folder = RunFolder.open(run)
+        kwargs.setdefault("model_name", folder.name)
+        rm = folder.load(device=device)
         return cls(rm.classifier, rm.encoder, rm.segmenter(), age_classifier=rm.age_classifier, **kwargs)
 
     @classmethod
     def from_pretrained(cls, name: str = "default", device: str = "cpu", **kwargs) -> GenderPipeline:
         """The model shipped with the toolkit (``models/<name>/``: a head and its normalisation; the
         encoders' weights come from their wheels). Its card is ``models/<name>/MODEL_CARD.md``."""
-        from src.inference.pretrained import pretrained_dir
-
-        path = pretrained_dir(name)
-        kwargs.setdefault("model_name", path.name)  # as predict, serve and stream name it (models/<name>)
-        return cls.from_run(path, device=device, **kwargs)
+        folder = RunFolder.shipped(name)
+        kwargs.setdefault("model_name", folder.name)  # as predict, serve and stream name it (models/<name>)
+        return cls.from_run(folder, device=device, **kwargs)
 
     @staticmethod
     def classes() -> tuple[str, ...]:

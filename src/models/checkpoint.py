@@ -214,7 +214,7 @@ class TrainedClassifier:
         blob = read_checkpoint(path)
         if checkpoint_kind(blob) != EMBEDDING_HEAD:
             raise ValueError(f"{path} holds an end-to-end network, not a classifier on embeddings: "
-                             f"load it with src.models.loading.load_model")
+                             f"open its run with src.inference.run_folder.RunFolder")
         return cls.from_blob(blob)
 
 

@@ -32,6 +32,8 @@ from src.models.checkpoint import (
 from src.models.run_folder import (
     CONFIG_NAME, METRICS_NAME, PREDICTIONS_NAME, RUN_NAME_GLOB, RunError, check_finished, is_finished, run_key,
 )
+from src.settings import from_cfg
+from src.vad.params import VadSettings
 from src.vad.silero import SileroSegmenter
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ def models_dir() -> Path:
     if checkout is not None and (checkout / "models").is_dir():
         return checkout / "models"
     return Path(str(files("src").joinpath(PACKAGED_MODELS_DIR)))  # a wheel installs as files on disk
+
+
+INFERENCE_VAD_BATCH = 8  # files per Silero call at inference; the speech found does not depend on it, and a batch
+# is padded to its longest file, so a small one keeps one long recording from padding many short ones
 
 
 @dataclass
@@ -77,11 +83,9 @@ class RunModel:
 
     def segmenter(self) -> SileroSegmenter:
         """Silero with the VAD settings the run's training data was cut with."""
-        from src.building import build_segmenter
-
-        vad_cfg = OmegaConf.create(self.classifier.encoder.get("options", {}).get("vad") or {})
-        vad_cfg.batch_size = 8
-        return build_segmenter(vad_cfg)
+        saved = self.classifier.encoder.get("options", {}).get("vad") or {}
+        settings = from_cfg(VadSettings, saved, batch_size=INFERENCE_VAD_BATCH)
+        return SileroSegmenter(settings.params, batch_size=settings.batch_size)
 
 
 class RunFolder:

@@ -18,6 +18,9 @@ SAMPLE_RATE_HZ = 16_000
 DIM = 88
 SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
 SLICE_TAIL_PAD_S = 0.1  # zeros after the signal, so the last windows' LLD frames exist
+LONG_S = 300.0  # longer speech is summarised in chunks of at most this (openSMILE holds ~1.3 GB per hour)
+CONTEXT_S = 5.0  # a chunk of timeline windows starts this much speech before its first window
+FRAME_GRID = 160  # openSMILE's 10 ms frame step in samples: chunks start on it
 
 
 class EgemapsEncoder:
@@ -46,9 +49,28 @@ class EgemapsEncoder:
 
     def embed(self, waves: list[np.ndarray]) -> np.ndarray:
         """(B,) waveforms at 16 kHz -> (B, 88) float32 (non-finite values, e.g. of an unvoiced clip, become 0)."""
-        out = np.stack([self.smile.process_signal(np.asarray(w, np.float32), SAMPLE_RATE_HZ).to_numpy()[0]
-                        for w in waves]).astype(np.float32)
+        out = np.stack([self.functionals(w) for w in waves]).astype(np.float32)
         return _finite(out)
+
+    def functionals(self, wave: np.ndarray) -> np.ndarray:
+        """One wave's 88 functionals (NaN where openSMILE gives none). Longer than ``LONG_S``: in
+        equal chunks of at most ``LONG_S``, each chunk's functionals weighted by its length and
+        averaged (NaN left out), because openSMILE keeps the whole input and its intermediate
+        levels (about 1.3 GB per hour of speech, with the Python wrapper's copies). An
+        approximation: means combine exactly, spreads, percentiles and rates nearly (the spread
+        between chunks is lost); measured on long recordings in ``docs/benchmarks.md``."""
+        wave = np.asarray(wave, np.float32)
+        n = len(wave)
+        if n <= LONG_S * SAMPLE_RATE_HZ:
+            return self.smile.process_signal(wave, SAMPLE_RATE_HZ).to_numpy()[0]
+        k = int(np.ceil(n / (LONG_S * SAMPLE_RATE_HZ)))
+        edges = np.linspace(0, n, k + 1).astype(int)
+        rows = np.stack([self.smile.process_signal(wave[a:b], SAMPLE_RATE_HZ).to_numpy()[0]
+                         for a, b in zip(edges[:-1], edges[1:])]).astype(np.float64)
+        w = np.diff(edges)[:, None] * np.isfinite(rows)
+        total = w.sum(axis=0)
+        mean = np.where(np.isfinite(rows), rows, 0.0).__mul__(w).sum(axis=0) / np.maximum(total, 1)
+        return np.where(total > 0, mean, np.nan)
 
     def embed_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         """The functionals of ``signal[a:b]`` for each ``(a, b)`` (samples) from ONE openSMILE pass:
@@ -65,6 +87,37 @@ class EgemapsEncoder:
         """
         if not bounds:
             return np.zeros((0, DIM), np.float32)
+        if len(signal) > LONG_S * SAMPLE_RATE_HZ:
+            return self._embed_slices_chunked(signal, bounds)
+        return self._embed_slices_once(signal, bounds)
+
+    def _embed_slices_chunked(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """:meth:`embed_slices` of a long signal in chunks of windows spanning at most ``LONG_S``,
+        each chunk's openSMILE pass starting ``CONTEXT_S`` before its first window (on the 10 ms
+        frame grid of the whole signal) and reaching ``SLICE_TAIL_PAD_S`` past its last window:
+        openSMILE's memory is one chunk's, not the whole speech's. A window's descriptors see at
+        least ``CONTEXT_S`` of the speech before it instead of all of it (the pitch smoother looks
+        back 40 frames, 0.4 s); the difference is measured in ``tests/test_long_memory.py``."""
+        sr, out, i = SAMPLE_RATE_HZ, [], 0
+        order = np.argsort([a for a, _ in bounds], kind="stable")
+        if (order != np.arange(len(bounds))).any():  # never for a timeline: its windows come in order
+            return self._embed_slices_once(signal, bounds)
+        while i < len(bounds):
+            a0 = bounds[i][0]
+            j = i
+            while j < len(bounds) and bounds[j][1] - a0 <= LONG_S * sr:
+                j += 1
+            j = max(j, i + 1)
+            s0 = max(0, a0 - int(CONTEXT_S * sr)) // FRAME_GRID * FRAME_GRID
+            end = max(b for _, b in bounds[i:j])
+            s1 = min(len(signal), end + int(SLICE_TAIL_PAD_S * sr))
+            out.append(self._embed_slices_once(signal[s0:s1], [(a - s0, b - s0) for a, b in bounds[i:j]],
+                                               pad=s1 == len(signal)))
+            i = j
+        return np.concatenate(out)
+
+    def _embed_slices_once(self, signal: np.ndarray, bounds: list[tuple[int, int]], pad: bool = True) -> np.ndarray:
+        """One openSMILE pass over ``signal`` (zero-padded by ``SLICE_TAIL_PAD_S`` when ``pad``)."""
         import opensmile
 
         sr = SAMPLE_RATE_HZ
@@ -75,7 +128,8 @@ class EgemapsEncoder:
             smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                     feature_level=opensmile.FeatureLevel.Functionals,
                                     options={"frameModeFunctionalsConf": str(conf)})
-            padded = np.concatenate([np.asarray(signal, np.float32), np.zeros(int(SLICE_TAIL_PAD_S * sr), np.float32)])
+            padded = np.concatenate([np.asarray(signal, np.float32),
+                                     np.zeros(int(SLICE_TAIL_PAD_S * sr) if pad else 0, np.float32)])
             out = smile.process_signal(padded, sr).to_numpy().astype(np.float32)
         if len(out) != len(bounds):  # never seen; the per-window calls are always right
             return self.embed([signal[a:b] for a, b in bounds])

@@ -54,11 +54,9 @@ class EgemapsEncoder:
 
     def functionals(self, wave: np.ndarray) -> np.ndarray:
         """One wave's 88 functionals (NaN where openSMILE gives none). Longer than ``LONG_S``: in
-        equal chunks of at most ``LONG_S``, each chunk's functionals weighted by its length and
-        averaged (NaN left out), because openSMILE keeps the whole input and its intermediate
-        levels (about 1.3 GB per hour of speech, with the Python wrapper's copies). An
-        approximation: means combine exactly, spreads, percentiles and rates nearly (the spread
-        between chunks is lost); measured on long recordings in ``docs/benchmarks.md``."""
+        equal chunks of at most ``LONG_S`` (:func:`combine_chunks`), because openSMILE keeps the
+        whole input and its intermediate levels (about 1.3 GB per hour of speech, with the Python
+        wrapper's copies)."""
         wave = np.asarray(wave, np.float32)
         n = len(wave)
         if n <= LONG_S * SAMPLE_RATE_HZ:
@@ -67,10 +65,7 @@ class EgemapsEncoder:
         edges = np.linspace(0, n, k + 1).astype(int)
         rows = np.stack([self.smile.process_signal(wave[a:b], SAMPLE_RATE_HZ).to_numpy()[0]
                          for a, b in zip(edges[:-1], edges[1:])]).astype(np.float64)
-        w = np.diff(edges)[:, None] * np.isfinite(rows)
-        total = w.sum(axis=0)
-        mean = np.where(np.isfinite(rows), rows, 0.0).__mul__(w).sum(axis=0) / np.maximum(total, 1)
-        return np.where(total > 0, mean, np.nan)
+        return combine_chunks(rows, np.diff(edges).astype(np.float64), self.feature_names())
 
     def embed_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         """The functionals of ``signal[a:b]`` for each ``(a, b)`` (samples) from ONE openSMILE pass:
@@ -134,6 +129,41 @@ class EgemapsEncoder:
         if len(out) != len(bounds):  # never seen; the per-window calls are always right
             return self.embed([signal[a:b] for a, b in bounds])
         return _finite(out)
+
+
+def combine_chunks(rows: np.ndarray, lengths: np.ndarray, names: list[str]) -> np.ndarray:
+    """The functionals of a recording from its chunks' (``rows``, one per chunk of ``lengths``
+    samples): an approximation. Each functional is the mean of the chunks' weighted by the frames it
+    is taken over (the chunk's length; for the voiced-only ``...nz`` descriptors times the voiced
+    share, ``VoicedSegmentsPerSec`` x ``MeanVoicedSegmentLengthSec``, for the unvoiced ``UV`` ones
+    times the rest); each ``stddevNorm`` (standard deviation / mean) is pooled from the chunks'
+    means and deviations, so the spread between chunks counts. Percentiles, slopes and rates are
+    only averaged. NaN chunks are left out."""
+    col = {n: i for i, n in enumerate(names)}
+    voiced = np.ones(len(rows))
+    if "VoicedSegmentsPerSec" in col and "MeanVoicedSegmentLengthSec" in col:
+        share = rows[:, col["VoicedSegmentsPerSec"]] * rows[:, col["MeanVoicedSegmentLengthSec"]]
+        voiced = np.clip(np.nan_to_num(share, nan=1.0), 0.0, 1.0)
+    out = np.full(rows.shape[1], np.nan)
+    for j, name in enumerate(names):
+        share = (1.0 - voiced) if "UV" in name else voiced if "nz" in name else 1.0
+        w = lengths * share * np.isfinite(rows[:, j])
+        if w.sum() > 0:
+            out[j] = float(np.nansum(rows[:, j] * w) / w.sum())
+    for j, name in enumerate(names):  # pooled coefficients of variation
+        mean_name = name.replace("_stddevNorm", "_amean")
+        if not name.endswith("_stddevNorm") or mean_name not in col:
+            continue
+        m, c = rows[:, col[mean_name]], rows[:, j]
+        share = (1.0 - voiced) if "UV" in name else voiced if "nz" in name else 1.0
+        ok = np.isfinite(m) & np.isfinite(c)
+        w = (lengths * share)[ok]
+        if w.sum() <= 0:
+            continue
+        mu = float((m[ok] * w).sum() / w.sum())
+        second = float((((c[ok] * m[ok]) ** 2 + m[ok] ** 2) * w).sum() / w.sum())
+        out[j] = np.sqrt(max(second - mu ** 2, 0.0)) / mu if mu != 0 else np.nan
+    return out
 
 
 def _finite(x: np.ndarray) -> np.ndarray:

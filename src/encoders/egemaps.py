@@ -19,7 +19,7 @@ DIM = 88
 SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
 SLICE_TAIL_PAD_S = 0.1  # zeros after the signal, so the last windows' LLD frames exist
 LONG_S = 300.0  # longer speech is summarised in chunks of at most this (openSMILE holds ~1.3 GB per hour)
-CONTEXT_S = 5.0  # a chunk of timeline windows starts this much speech before its first window
+CONTEXT_S = 10.0  # a chunk of timeline windows reaches this much speech before and after its windows
 FRAME_GRID = 160  # openSMILE's 10 ms frame step in samples: chunks start on it
 
 
@@ -89,10 +89,12 @@ class EgemapsEncoder:
     def _embed_slices_chunked(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         """:meth:`embed_slices` of a long signal in chunks of windows spanning at most ``LONG_S``,
         each chunk's openSMILE pass starting ``CONTEXT_S`` before its first window (on the 10 ms
-        frame grid of the whole signal) and reaching ``SLICE_TAIL_PAD_S`` past its last window:
-        openSMILE's memory is one chunk's, not the whole speech's. A window's descriptors see at
-        least ``CONTEXT_S`` of the speech before it instead of all of it (the pitch smoother looks
-        back 40 frames, 0.4 s); the difference is measured in ``tests/test_long_memory.py``."""
+        frame grid of the whole signal) and reaching ``CONTEXT_S`` past its last window:
+        openSMILE's memory is one chunk's, not the whole speech's. With 10 s of context the
+        windows came out equal to the one pass, bit for bit, on sample speech cut into 20 s chunks
+        (with 2 s, the first four windows of each chunk differed: some descriptors remember
+        seconds); ``tests/test_long_memory.py`` holds them to that.
+        """
         sr, out, i = SAMPLE_RATE_HZ, [], 0
         order = np.argsort([a for a, _ in bounds], kind="stable")
         if (order != np.arange(len(bounds))).any():  # never for a timeline: its windows come in order
@@ -105,7 +107,7 @@ class EgemapsEncoder:
             j = max(j, i + 1)
             s0 = max(0, a0 - int(CONTEXT_S * sr)) // FRAME_GRID * FRAME_GRID
             end = max(b for _, b in bounds[i:j])
-            s1 = min(len(signal), end + int(SLICE_TAIL_PAD_S * sr))
+            s1 = min(len(signal), end + int(CONTEXT_S * sr))  # the pitch smoother decides 40 frames late
             out.append(self._embed_slices_once(signal[s0:s1], [(a - s0, b - s0) for a, b in bounds[i:j]],
                                                pad=s1 == len(signal)))
             i = j

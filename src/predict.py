@@ -66,7 +66,8 @@ def predict_files(pipe: GenderPipeline, files: list[Path], timeline: bool, progr
     for f in tqdm(files, unit="file", disable=not progress or len(files) < 2, desc=desc, position=position):
         r = pipe(f, timeline=timeline)
         if r.status == "error":
-            log.warning("%s: %s", f, r.reason)
+            log.warning("%s: %s", f, r.reason if r.reason != "too_long" else
+                        f"too_long: longer than max_duration_s={pipe.max_duration_s:g} s of audio, not processed")
         yield r
 
 
@@ -226,6 +227,7 @@ def run_predict(cfg: DictConfig) -> int:
     def pipeline() -> GenderPipeline:
         return GenderPipeline.from_run(folder, device=cfg.device, unknown_below=cfg.unknown_below,
                                        timeline_params=from_cfg(TimelineParams, cfg.timeline_params),
+                                       max_duration_s=float(cfg.max_duration_s),
                                        quality_params=from_cfg(QualityParams, cfg.quality))
 
     if num_shards > 1:

@@ -55,6 +55,9 @@ CENTROID_INDEX = 214
 CONTRAST = slice(215, 222)
 DIM = 222
 LOUD_DB = 25.0  # frames within this many dB of the clip's loudest count for voicing and formants
+LONG_S = 120.0  # a wave longer than this is computed in blocks (blocked_features)
+BLOCK_S = 30.0  # ... of this many seconds
+TOP_DB = 80.0  # librosa.power_to_db's default floor below the maximum (MFCC, spectral contrast)
 
 
 def _frame_db(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -113,32 +116,38 @@ def _lpc_rows(frames: np.ndarray, order: int) -> np.ndarray:
 
     All rows in one ``librosa.lpc`` call; when that call fails (one ill-conditioned row fails the
     batch), row by row, dropping the rows that fail, as one call per row would."""
+    return _lpc_rows_kept(frames, order)[0]
+
+
+def _lpc_rows_kept(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_lpc_rows` and the indices of the rows it kept."""
     import librosa
 
     x = frames.astype(np.float64) + 1e-9 * np.random.default_rng(0).standard_normal(frames.shape[1])
     try:
         a = librosa.lpc(x, order=order, axis=-1)
         if np.isfinite(a).all():
-            return a
+            return a, np.arange(len(x))
     except (FloatingPointError, ValueError):
         pass
-    rows = []
-    for fr in x:
+    rows, kept = [], []
+    for i, fr in enumerate(x):
         try:
             rows.append(librosa.lpc(fr, order=order))
+            kept.append(i)
         except (FloatingPointError, ValueError):
             continue
-    return np.array(rows) if rows else np.zeros((0, order + 1))
+    return (np.array(rows) if rows else np.zeros((0, order + 1))), np.array(kept, int)
 
 
-def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_formants: int) -> np.ndarray:
-    """Median F1..Fn over windowed frames: each frame's LPC polynomial's roots as the eigenvalues of
-    its companion matrix (what ``np.roots`` does, all frames in one ``eigvals`` call)."""
-    if len(frames) == 0:
-        return np.zeros(n_formants)
-    a = _lpc_rows(frames, order)
+def _candidates(frames: np.ndarray, lpc_rate_hz: int, order: int, n_formants: int) -> np.ndarray:
+    """The lowest ``n_formants`` formant candidates of each windowed frame, (frames, n_formants) Hz:
+    its LPC polynomial's roots as the eigenvalues of its companion matrix (what ``np.roots`` does,
+    all frames in one ``eigvals`` call); inf where fewer were found, NaN for a frame whose LPC failed."""
+    out = np.full((len(frames), n_formants), np.nan)
+    a, kept = _lpc_rows_kept(frames, order)
     if len(a) == 0:
-        return np.zeros(n_formants)
+        return out
     companion = np.zeros((len(a), order, order))
     companion[:, 0, :] = -a[:, 1:] / a[:, :1]
     companion[:, np.arange(1, order), np.arange(order - 1)] = 1.0
@@ -146,7 +155,16 @@ def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_form
     freq = np.angle(roots) * lpc_rate_hz / (2 * np.pi)
     bw = -lpc_rate_hz / np.pi * np.log(np.maximum(np.abs(roots), 1e-12))
     ok = (np.imag(roots) > 0) & (freq > 90) & (freq < 5000) & (bw < 400)
-    cand = np.sort(np.where(ok, freq, np.inf), axis=1)[:, :n_formants]
+    out[kept] = np.sort(np.where(ok, freq, np.inf), axis=1)[:, :n_formants]
+    return out
+
+
+def _formants_of_frames(frames: np.ndarray, lpc_rate_hz: int, order: int, n_formants: int) -> np.ndarray:
+    """Median F1..Fn over windowed frames (:func:`_candidates`; frames with fewer than ``n_formants``
+    candidates, or whose LPC failed, left out)."""
+    if len(frames) == 0:
+        return np.zeros(n_formants)
+    cand = _candidates(frames, lpc_rate_hz, order, n_formants)
     found = cand[np.isfinite(cand).all(axis=1)]
     return np.median(found, axis=0) if len(found) else np.zeros(n_formants)
 
@@ -178,11 +196,14 @@ class AcousticEncoder:
                          f"centroid, contrast")
 
     def features(self, wave: np.ndarray) -> np.ndarray:
-        """One 16 kHz waveform -> (222,) float32."""
+        """One 16 kHz waveform -> (222,) float32. A wave longer than ``LONG_S`` (with ``yin``) is
+        computed in blocks (:func:`blocked_features`): the same frames, its memory bounded."""
         import librosa
 
         y = np.asarray(wave, np.float32)
         sr = SAMPLE_RATE_HZ
+        if len(y) > LONG_S * sr and self.f0_method == "yin":
+            return blocked_features(y, self.f0_fmin_hz, self.f0_fmax_hz, self.f0_hop_length)
         stft = np.abs(librosa.stft(y, n_fft=512, hop_length=160))
         mel = librosa.feature.melspectrogram(S=stft ** 2, sr=sr, n_mels=N_MELS)  # = from y with n_fft 512, hop 160
         mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
@@ -201,3 +222,188 @@ class AcousticEncoder:
     def embed(self, waves: list[np.ndarray]) -> np.ndarray:
         """(B,) waveforms at 16 kHz -> (B, 222) float32."""
         return np.stack([self.features(w) for w in waves]).astype(np.float32)
+
+
+def _centred_piece(y: np.ndarray, f0: int, f1: int, frame_length: int, hop: int) -> np.ndarray:
+    """The samples of frames ``f0``..``f1 - 1`` of librosa's centred framing of ``y`` (zero padding of
+    ``frame_length // 2`` at both ends, ``pad_mode="constant"``), to be framed with ``center=False``."""
+    half = frame_length // 2
+    p0, p1 = f0 * hop - half, (f1 - 1) * hop + frame_length - half
+    piece = np.zeros(p1 - p0, np.float32)
+    lo, hi = max(0, p0), min(len(y), p1)
+    if hi > lo:
+        piece[lo - p0:hi - p0] = y[lo:hi]
+    return piece
+
+
+def _peak_valley(S: np.ndarray, sr: int, fmin: float = 100.0, n_bands: int = 6, quantile: float = 0.02):
+    """``librosa.feature.spectral_contrast``'s peak and valley energies per band and frame (its own
+    code, before ``power_to_db``, whose floor is relative to the whole input's maximum)."""
+    import librosa
+
+    freq = librosa.fft_frequencies(sr=sr, n_fft=2 * (S.shape[-2] - 1))
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    valley = np.zeros((n_bands + 1, S.shape[-1]))
+    peak = np.zeros_like(valley)
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current_band = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(current_band)
+        if k > 0:
+            current_band[idx[0] - 1] = True
+        if k == n_bands:
+            current_band[idx[-1] + 1:] = True
+        sub_band = S[..., current_band, :]
+        if k < n_bands:
+            sub_band = sub_band[..., :-1, :]
+        idx = int(np.maximum(np.rint(quantile * np.sum(current_band)), 1))
+        sortedr = np.sort(sub_band, axis=-2)
+        valley[k, :] = np.mean(sortedr[..., :idx, :], axis=-2)
+        peak[k, :] = np.mean(sortedr[..., -idx:, :], axis=-2)
+    return peak, valley
+
+
+class _Moments:
+    """Running count, mean and sum of squared deviations per row (Chan et al.'s merge), in float64."""
+
+    def __init__(self, rows: int):
+        self.n, self.mean, self.m2 = 0, np.zeros(rows), np.zeros(rows)
+
+    def add(self, x: np.ndarray) -> None:  # x: (rows, frames)
+        k = x.shape[1]
+        if not k:
+            return
+        m = x.mean(axis=1, dtype=np.float64)
+        m2 = ((x - m[:, None]) ** 2).sum(axis=1, dtype=np.float64)
+        d, n = m - self.mean, self.n + k
+        self.mean = self.mean + d * k / n
+        self.m2 = self.m2 + m2 + d ** 2 * self.n * k / n
+        self.n = n
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.n, 1))
+
+
+def blocked_features(y: np.ndarray, fmin_hz: float = 50.0, fmax_hz: float = 500.0, f0_hop: int = 512,
+                     block_s: float = BLOCK_S) -> np.ndarray:
+    """:meth:`AcousticEncoder.features` (``yin``) of a long wave in blocks of ``block_s`` seconds,
+    holding one block's frames at a time instead of the whole wave's (the whole-wave STFT, YIN
+    frames and LPC matrices of an hour of speech took several GB). Every frame is the one the
+    whole-wave call computes (centred framing rebuilt per block, the 11 kHz resampling and the
+    pre-emphasis streamed with their state carried over); what needs the whole wave is kept per
+    frame (F0, frame levels, formant candidates: a few MB per hour) or done in two passes (the
+    80 dB floors of ``power_to_db`` under the whole wave's maximum: the STFT is computed twice).
+    Only the means and standard deviations over frames are summed differently (float64, block by
+    block, instead of float32 pairwise), so values agree to about 1e-6 relative
+    (``tests/test_long_memory.py``)."""
+    import librosa
+    from scipy.ndimage import median_filter
+
+    sr = SAMPLE_RATE_HZ
+    out = np.zeros(DIM, np.float32)
+    # -- STFT features: 512-point frames every 160 samples, two passes
+    n_fft, hop = 512, 160
+    n = 1 + len(y) // hop
+    step = max(1, int(block_s * sr) // hop)
+
+    def spectra():
+        for f0 in range(0, n, step):
+            f1 = min(n, f0 + step)
+            S = np.abs(librosa.stft(_centred_piece(y, f0, f1, n_fft, hop), n_fft=n_fft, hop_length=hop,
+                                    center=False))
+            yield S, librosa.feature.melspectrogram(S=S ** 2, sr=sr, n_mels=N_MELS)
+
+    mel_top, peak_top, valley_top = -np.inf, -np.inf, -np.inf
+    mel_sum, centroid_sum = np.zeros(N_MELS), 0.0
+    for S, mel in spectra():
+        mel_top = max(mel_top, librosa.power_to_db(mel, top_db=None).max())
+        mel_sum += mel.sum(axis=1, dtype=np.float64)
+        centroid_sum += librosa.feature.spectral_centroid(S=S, sr=sr)[0].sum(dtype=np.float64)
+        peak, valley = _peak_valley(S, sr)
+        peak_top = max(peak_top, librosa.power_to_db(peak, top_db=None).max())
+        valley_top = max(valley_top, librosa.power_to_db(valley, top_db=None).max())
+    mfcc, contrast = _Moments(N_MFCC), _Moments(N_CONTRAST)
+    for S, mel in spectra():
+        log_mel = np.maximum(librosa.power_to_db(mel, top_db=None), mel_top - TOP_DB)
+        mfcc.add(librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC))
+        peak, valley = _peak_valley(S, sr)
+        contrast.add(np.maximum(librosa.power_to_db(peak, top_db=None), peak_top - TOP_DB)
+                     - np.maximum(librosa.power_to_db(valley, top_db=None), valley_top - TOP_DB))
+    out[MFCC_MEAN], out[MFCC_STD] = mfcc.mean, mfcc.std()
+    out[LOG_MEL] = librosa.power_to_db((mel_sum / n).astype(np.float32), ref=1.0, amin=1e-10)
+    out[CENTROID_INDEX] = centroid_sum / n
+    out[CONTRAST] = contrast.mean
+    # -- F0 (YIN) and frame levels: 1024-sample frames every f0_hop, kept per frame
+    flen = 1024
+    nf = 1 + len(y) // f0_hop
+    step = max(1, int(block_s * sr) // f0_hop)
+    f0s, dbs = [], []
+    for a in range(0, nf, step):
+        piece = _centred_piece(y, a, min(nf, a + step), flen, f0_hop)
+        f0s.append(librosa.yin(piece, fmin=fmin_hz, fmax=fmax_hz, sr=sr, frame_length=flen, hop_length=f0_hop,
+                               center=False))
+        rms = librosa.feature.rms(y=piece, frame_length=flen, hop_length=f0_hop, center=False)[0]
+        dbs.append(20 * np.log10(np.maximum(rms, 1e-10)))
+    f0, db = np.concatenate(f0s), np.concatenate(dbs)[:nf]
+    loud = np.zeros(len(f0), bool)
+    loud[:len(db)] = db >= db.max() - LOUD_DB
+    smooth = median_filter(f0, size=5, mode="nearest")
+    stable = np.abs(f0 / np.maximum(smooth, 1e-6) - 1) < 0.1
+    voiced = loud & stable & (f0 > fmin_hz * 1.05) & (f0 < fmax_hz * 0.95)
+    if voiced.any():
+        q1, med, q3 = np.percentile(f0[voiced], [25, 50, 75])
+        out[F0_MEDIAN_INDEX], out[F0_IQR_INDEX], out[VOICED_RATIO_INDEX] = med, q3 - q1, voiced.mean()
+    out[FORMANTS] = blocked_formants(y, block_s)
+    return out
+
+
+def blocked_formants(y: np.ndarray, block_s: float = BLOCK_S, lpc_rate_hz: int = 11_000, order: int = 12,
+                     n_formants: int = 3) -> np.ndarray:
+    """:func:`formant_medians` block by block: the 11 kHz signal streamed through soxr (the same
+    samples as ``librosa.resample``'s one call, zero-padded to its length), pre-emphasised with the
+    filter state carried over, framed as one signal; LPC only for the frames within ``LOUD_DB`` of
+    the loudest so far (a superset of the final loud frames), the candidates kept per frame, the
+    median over the loud ones at the end."""
+    import librosa
+    import soxr
+
+    flen, hop = int(0.025 * lpc_rate_hz), int(0.020 * lpc_rate_hz)
+    total = int(np.ceil(len(y) * lpc_rate_hz / SAMPLE_RATE_HZ))  # librosa.resample's length (fix_length)
+    if total < flen:
+        return np.zeros(n_formants)
+    stream = soxr.ResampleStream(SAMPLE_RATE_HZ, lpc_rate_hz, 1, dtype="float32", quality="soxr_hq")
+    window = np.hamming(flen)
+    pending = np.zeros(0, np.float32)  # pre-emphasised samples from the next frame's start on
+    made, zi, top = 0, None, -np.inf
+    dbs, cands = [], []
+    step = int(block_s * SAMPLE_RATE_HZ)
+    starts = list(range(0, len(y), step))
+    for j, lo in enumerate(starts):
+        last = j == len(starts) - 1
+        x = stream.resample_chunk(y[lo:lo + step], last=last)[:total - made]
+        if last and made + len(x) < total:
+            x = np.concatenate([x, np.zeros(total - made - len(x), np.float32)])
+        made += len(x)
+        if len(x):
+            if zi is None:  # librosa's initial state, from the first two samples
+                x, zi = librosa.effects.preemphasis(x, coef=0.97, return_zf=True)
+            else:
+                x, zi = librosa.effects.preemphasis(x, coef=0.97, zi=zi, return_zf=True)
+            pending = np.concatenate([pending, x])
+        k = 0 if len(pending) < flen else 1 + (len(pending) - flen) // hop
+        if not k:
+            continue
+        frames = librosa.util.frame(pending[:(k - 1) * hop + flen], frame_length=flen, hop_length=hop, axis=0)
+        db = 20 * np.log10(np.maximum(np.sqrt((frames ** 2).mean(1)), 1e-10))
+        top = max(top, db.max())
+        use = db >= top - LOUD_DB
+        c = np.full((k, n_formants), np.nan)
+        if use.any():
+            c[use] = _candidates(frames[use] * window, lpc_rate_hz, order, n_formants)
+        dbs.append(db)
+        cands.append(c)
+        pending = pending[k * hop:].copy()
+    db, c = np.concatenate(dbs), np.concatenate(cands)
+    c = c[db >= db.max() - LOUD_DB]
+    found = c[np.isfinite(c).all(axis=1)]
+    return np.median(found, axis=0) if len(found) else np.zeros(n_formants)

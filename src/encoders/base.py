@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -53,8 +54,29 @@ def embed_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, i
     own = getattr(encoder, "embed_slices", None)
     if own is not None:
         return own(signal, bounds)
-    slices = [signal[a:b] for a, b in bounds]
-    return encoder.embed([without_dc(s) for s in slices])
+    return encoder.embed(Waves(len(bounds), lambda i: without_dc(signal[bounds[i][0]:bounds[i][1]])))
+
+
+class Waves(Sequence):
+    """``n`` waveforms, each made when it is read (``make(i)``) and not kept: what an encoder's
+    ``embed`` takes in place of a list when holding all of them at once would cost memory in
+    proportion to a recording's length (a timeline's 1.5 s windows every 0.5 s are three times the
+    speech; an hour of speech is 7,200 windows, 690 MB as float32 copies). An encoder that reads
+    each wave once, in order (all the built-in ones but ECAPA and wav2vec2, which pad a batch),
+    holds one at a time. A slice gives a list."""
+
+    def __init__(self, n: int, make):
+        self.n, self.make = n, make
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.make(k) for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.make(i % self.n)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -42,29 +42,55 @@ class ResemblyzerEncoder:
         the network together, ``max_partials`` at a time: many short waves (a timeline's
         windows) cost one batched forward instead of one call each, and a long wave's memory
         stays bounded (a 30-minute recording held 2.4 GB in one forward of its 1,800 partials).
+        Each batch goes through the network as soon as it is full and the waves are read once,
+        in order, so ``waves`` may be a :class:`~src.encoders.base.Waves` that makes each one on
+        demand (a timeline's windows): only one wave and one batch of partials are held at a
+        time. A wave longer than ``MEL_CHUNK_FRAMES`` (60 s) is volume-normalised and turned into
+        its mel spectrogram piece by piece (:func:`long_wave_mel`), never copied whole.
         """
         import torch
+
+        n = len(waves)
+        sums = np.zeros((n, self.dim), np.float64)
+        counts = np.zeros(n, np.int64)
+        pending: list[np.ndarray] = []
+        owner: list[int] = []
+
+        def forward() -> None:
+            batch = torch.from_numpy(np.stack(pending)).to(self.device)
+            with torch.no_grad():
+                out = self.model(batch).cpu().numpy()
+            np.add.at(sums, np.asarray(owner), out)  # in partial order, as one add.at over all of them
+            pending.clear()
+            owner.clear()
+
+        for i, w in enumerate(waves):
+            mel, mel_slices = self.partial_mels(w)
+            for s in mel_slices:
+                pending.append(mel[s])
+                owner.append(i)
+                counts[i] += 1
+                if len(pending) == self.max_partials:
+                    forward()
+            del mel, w
+        if pending:
+            forward()
+        means = sums / counts[:, None]
+        return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+
+    def partial_mels(self, w: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+        """A wave's mel spectrogram (volume-normalised, padded to its last partial) and the frames of
+        each partial, as ``embed_utterance`` computes them."""
         from resemblyzer.audio import normalize_volume
 
-        mels, owner = [], []
-        for i, w in enumerate(waves):
-            w = normalize_volume(w.astype(np.float32), self.target_dbfs, increase_only=True)
-            wav_slices, mel_slices = self.model.compute_partial_slices(len(w), self.rate, 0.75)
-            if wav_slices[-1].stop >= len(w):
-                w = np.pad(w, (0, wav_slices[-1].stop - len(w)), "constant")
-            mel = mel_spectrogram(w)
-            mels.extend(mel[s] for s in mel_slices)
-            owner.extend([i] * len(mel_slices))
-        partials = np.empty((len(mels), self.dim), np.float32)
-        with torch.no_grad():
-            for lo in range(0, len(mels), self.max_partials):
-                batch = torch.from_numpy(np.stack(mels[lo:lo + self.max_partials])).to(self.device)
-                partials[lo:lo + len(batch)] = self.model(batch).cpu().numpy()
-        owner = np.asarray(owner)
-        sums = np.zeros((len(waves), self.dim), np.float64)
-        np.add.at(sums, owner, partials)
-        means = sums / np.bincount(owner, minlength=len(waves))[:, None]
-        return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+        wav_slices, mel_slices = self.model.compute_partial_slices(len(w), self.rate, 0.75)
+        padded_len = max(len(w), wav_slices[-1].stop)
+        if 1 + padded_len // MEL_HOP > MEL_CHUNK_FRAMES:
+            return long_wave_mel(w, self.target_dbfs, padded_len), mel_slices
+        w = normalize_volume(w.astype(np.float32), self.target_dbfs, increase_only=True)
+        if wav_slices[-1].stop >= len(w):
+            w = np.pad(w, (0, wav_slices[-1].stop - len(w)), "constant")
+        return mel_spectrogram(w), mel_slices
 
 
 MEL_N_FFT, MEL_HOP = 400, 160  # Resemblyzer's 25 ms window and 10 ms step at 16 kHz
@@ -89,6 +115,43 @@ def mel_spectrogram(wave: np.ndarray, chunk_frames: int = MEL_CHUNK_FRAMES) -> n
     for f0 in range(0, n, chunk_frames):
         f1 = min(n, f0 + chunk_frames)
         piece = padded[f0 * MEL_HOP:(f1 - 1) * MEL_HOP + MEL_N_FFT]
+        out[f0:f1] = librosa.feature.melspectrogram(y=piece, sr=16_000, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
+                                                    n_mels=40, center=False).astype(np.float32).T
+    return out
+
+
+VOLUME_BLOCK = 1 << 20  # samples per block of the mean square of a long wave
+
+
+def long_wave_mel(wave: np.ndarray, target_dbfs: float, padded_len: int,
+                  chunk_frames: int = MEL_CHUNK_FRAMES) -> np.ndarray:
+    """:func:`mel_spectrogram` of Resemblyzer's ``normalize_volume(wave, target_dbfs,
+    increase_only=True)`` zero-padded to ``padded_len`` samples, without a whole-length copy:
+    each piece of ``chunk_frames`` frames is cut from ``wave``, padded and scaled on its own.
+
+    The volume's mean square is summed in float64 block by block; Resemblyzer's ``np.mean`` of
+    the float32 squares sums in float32, so the gain may differ in its last bits (relative
+    differences about 1e-7 in the mel values). Short waves never come here."""
+    import librosa
+
+    wave = np.asarray(wave, np.float32)
+    sq = 0.0
+    for lo in range(0, len(wave), VOLUME_BLOCK):
+        b = wave[lo:lo + VOLUME_BLOCK].astype(np.float64) * 32767
+        sq += float(b @ b)
+    rms = np.sqrt(sq / max(len(wave), 1))
+    change = target_dbfs - 20 * np.log10(rms / 32767)
+    gain = None if change < 0 else np.float32(10 ** (change / 20))
+    n = 1 + padded_len // MEL_HOP
+    out = np.empty((n, 40), np.float32)
+    half = MEL_N_FFT // 2
+    for f0 in range(0, n, chunk_frames):
+        f1 = min(n, f0 + chunk_frames)
+        p0, p1 = f0 * MEL_HOP - half, (f1 - 1) * MEL_HOP + MEL_N_FFT - half  # in the unpadded wave's samples
+        piece = np.zeros(p1 - p0, np.float32)
+        lo, hi = max(0, p0), min(len(wave), p1)
+        if hi > lo:
+            piece[lo - p0:hi - p0] = wave[lo:hi] if gain is None else wave[lo:hi] * gain
         out[f0:f1] = librosa.feature.melspectrogram(y=piece, sr=16_000, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
                                                     n_mels=40, center=False).astype(np.float32).T
     return out

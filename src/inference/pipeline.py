@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, wave_from_array, without_dc
-from src.encoders.base import Encoder, embed_slices
+from src.encoders.base import Encoder, Waves, embed_slices
 from src.inference.quality import Quality, QualityMeter, assess
 from src.inference.run_folder import RunFolder
 from src.labels import CLASSES, MIXED, UNKNOWN
@@ -231,7 +231,7 @@ class GenderPipeline:
         except AudioError as e:
             return GenderResult(UNKNOWN, None, None, 0.0, 0.0, status="error", reason=e.reason, path=path,
                                 model=self.model_name)
-        result = self.classify_wave(wave, timeline, quality)
+        result = self._classify(wave, timeline, quality, own=path is not None)
         result.path = path
         if truncated:  # the file ends before its header says: the answer is for what decoded
             result.quality.append("truncated")
@@ -247,16 +247,30 @@ class GenderPipeline:
         ``quality`` is the assessment of the recording at its native rate (:func:`assess`, before it
         was resampled); ``None``: assessed here, on the 16 kHz wave. Its cap applies to the answer
         and to every timeline segment."""
-        duration_s = len(wave) / SAMPLE_RATE_HZ
+        return self._classify(wave, timeline, quality, own=False)
+
+    def _classify(self, wave: np.ndarray, timeline: bool, quality: Quality | None, own: bool) -> GenderResult:
+        """:meth:`classify_wave`; ``own``: ``wave`` is this call's to overwrite (a file decoded by
+        :meth:`__call__`), so the speech is gathered into its own buffer instead of a copy.
+
+        Memory (issue 24): the only arrays as long as the recording are ``wave`` and its joined
+        speech (DC offset removed once, shared by the whole answer and the timeline; in ``wave``'s
+        own buffer when ``own``); the timeline's windows are read from it one at a time
+        (:class:`~src.encoders.base.Waves`) and the encoders work on long speech piece by piece."""
+        n_samples = len(wave)
+        duration_s = n_samples / SAMPLE_RATE_HZ
         segments = self.segmenter.timestamps([wave])[0]
-        speech = join_segments(wave, segments)
-        speech_s = len(speech) / SAMPLE_RATE_HZ
+        speech_s = sum(s["end"] - s["start"] for s in segments) / SAMPLE_RATE_HZ
         if speech_s < self.min_speech_s:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD", model=self.model_name)
-        x = self.features([speech])
         if quality is None:
             quality = assess(wave, SAMPLE_RATE_HZ, self.quality_params)
+        shared = not overlapping(segments)  # the joined speech is the timeline's speech too
+        speech = joined_speech(wave, segments, in_place=own and shared)
+        timeline_speech = speech if shared else without_dc(wave[speech_mask(len(wave), segments)])
+        del wave  # (the caller's reference may keep it)
+        x = self.encoder.embed([speech])  # = self.features([the speech before its DC offset was removed])
         quality = quality.with_speech(speech_s, self.quality_params)  # clipped, short, noisy ...: confidence capped
         p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         below = float(self.classifier.unknown_thresholds(x)[0]) if self._own_thresholds else self.unknown_below
@@ -279,7 +293,8 @@ class GenderPipeline:
             result.age_band = self.age_classifier.classes[int(pa.argmax())]
             result.p_age_band = round(float(pa.max()), 6)
         if timeline:
-            voices = self.voices(wave, segments, quality=quality)
+            del speech
+            voices = self._voices(n_samples, segments, timeline_speech, quality=quality)
             result.timeline, result.speaking_time_s = voices.segments, speaking_time(voices.segments)
             # one answer per voice (never over an unknown the audio or an unfamiliar voice forced);
             # p_male stays the whole recording's
@@ -304,14 +319,20 @@ class GenderPipeline:
         is computed only when the sides pass ``gate``'s size and distance gates (default: the
         pipeline's ``timeline_params``), as it costs one more encoder pass over the speech. Every
         probability is capped by ``quality`` as the whole answer is."""
+        return self._voices(len(wave), segments, without_dc(wave[speech_mask(len(wave), segments)]), gate, quality)
+
+    def _voices(self, n_samples: int, segments: list[dict[str, int]], speech: np.ndarray,
+                gate: TimelineParams | None = None, quality: Quality | None = None) -> Voices:
+        """:meth:`voices` of a recording of ``n_samples`` whose speech (the VAD segments joined, DC
+        offset removed) is ``speech``."""
         tp = self.timeline_params
-        scored, bounds, speech = self.timeline_windows(wave, segments)
+        scored, bounds = self.window_bounds(n_samples, segments)
         if not scored:
             return Voices([], np.zeros(0, int), np.zeros(0), np.zeros((0, 1), np.float32), tp.hop_s)
         hops = np.array(scored)
         x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
         p = self.capped(smooth(self.classifier.predict_proba(x)[:, CLASSES.index("male")], tp.smooth_hops), quality)
-        v = Voices(self.segments_of(hops, p, len(wave)), hops, p, self.speaker_vectors(x, speech, bounds), tp.hop_s)
+        v = Voices(self.segments_of(hops, p, n_samples), hops, p, self.speaker_vectors(x, speech, bounds), tp.hop_s)
         if len(hops) < 2:
             return v
         v.side = two_way_split(v.speaker)
@@ -321,12 +342,13 @@ class GenderPipeline:
         v.distance = float(1.0 - a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
         if not v.gates(gate or tp):
             return v
-        p_sides = self.capped(self.classifier.predict_proba(self.features(self.side_speech(speech, bounds, v.side)))[
-            :, CLASSES.index("male")], quality)
+        sides = self.side_intervals(len(speech), bounds, v.side)  # each side's speech, made when an encoder reads it
+        p_sides = self.capped(self.classifier.predict_proba(self.encoder.embed(Waves(2, lambda k: without_dc(
+            gather(speech, sides[k])))))[:, CLASSES.index("male")], quality)
         v.p_voice = (float(p_sides[0]), float(p_sides[1]))
         v.voice_labels = (self.label_for(v.p_voice[0]), self.label_for(v.p_voice[1]))
         if v.two_voices(tp):  # the timeline by voice: each hop labelled with its side's answer
-            v.segments = self.segments_of(hops, p_sides[v.side], len(wave))
+            v.segments = self.segments_of(hops, p_sides[v.side], n_samples)
         return v
 
     @staticmethod
@@ -337,17 +359,19 @@ class GenderPipeline:
     def side_speech(self, speech: np.ndarray, bounds: list[tuple[int, int]], side: np.ndarray) -> list[np.ndarray]:
         """Each side's speech: the hop around each of its hops' window centres, without the hops
         next to a change of side (their windows hold the other voice), unless that leaves none."""
+        return [gather(speech, iv) for iv in self.side_intervals(len(speech), bounds, side)]
+
+    def side_intervals(self, n: int, bounds: list[tuple[int, int]], side: np.ndarray) -> list[list[tuple[int, int]]]:
+        """:meth:`side_speech` as ``(start, end)`` sample ranges of the speech (sorted, disjoint), per side."""
         half = int(self.timeline_params.hop_s * SAMPLE_RATE_HZ / 2)
         reach = max(1, round(self.timeline_params.window_s / self.timeline_params.hop_s / 2))
         near = np.array([len(set(side[max(0, i - reach):i + reach + 1])) > 1 for i in range(len(side))])
         out = []
         for k in (0, 1):
-            mask = np.zeros(len(speech), bool)
             keep = (side == k) & ~near if ((side == k) & ~near).any() else side == k
-            for (lo, hi), use in zip(bounds, keep):
-                if use:
-                    mask[max(0, (lo + hi) // 2 - half):(lo + hi) // 2 + half] = True
-            out.append(speech[mask])
+            ranges = [(max(0, (lo + hi) // 2 - half), min(n, (lo + hi) // 2 + half))
+                      for (lo, hi), use in zip(bounds, keep) if use]
+            out.append(union(sorted(r for r in ranges if r[1] > r[0])))
         return out
 
     def segments_of(self, hops: np.ndarray, p_male: np.ndarray, n_samples: int) -> list[Segment]:
@@ -386,21 +410,87 @@ class GenderPipeline:
         ``wave[lo:hi][speech_mask[lo:hi]]``, is one stretch of the joined speech, so the windows are
         slices of one signal and an encoder can compute them in one pass.
         """
+        scored, bounds = self.window_bounds(len(wave), segments)
+        return scored, bounds, without_dc(wave[speech_mask(len(wave), segments)])
+
+    def window_bounds(self, n_samples: int, segments: list[dict[str, int]]) -> tuple[list[int], list[tuple[int, int]]]:
+        """The scored hops and their windows of :meth:`timeline_windows` for a recording of
+        ``n_samples``, from the segments alone (no per-sample mask or count)."""
         tp, sr = self.timeline_params, SAMPLE_RATE_HZ
         hop, half = int(tp.hop_s * sr), int(tp.window_s * sr / 2)
-        speech_mask = np.zeros(len(wave), bool)
+        iv = union(sorted((s["start"], s["end"]) for s in segments if s["end"] > s["start"]))
+        starts = np.array([a for a, _ in iv], np.int64)
+        lens = np.array([b - a for a, b in iv], np.int64)
+        cum = np.concatenate([[0], np.cumsum(lens)])
+
+        def before(x: np.ndarray) -> np.ndarray:  # speech samples before sample x
+            k = np.searchsorted(starts, x, "left")  # the segments starting before x
+            last = np.maximum(k - 1, 0)
+            inside = np.minimum(x - starts[last], lens[last]) if len(iv) else np.zeros_like(x)
+            return np.where(k > 0, cum[last] + inside, 0)
+
+        c = np.arange(hop // 2, n_samples, hop, dtype=np.int64)
+        a, b = np.maximum(0, c - hop // 2), np.minimum(n_samples, c + hop // 2)
+        lo, hi = np.maximum(0, c - half), np.minimum(n_samples, c + half)
+        s_lo, s_hi = before(lo), before(hi)
+        speech_hop = (before(b) - before(a)) / (b - a) >= 0.5  # at least half of this hop is speech
+        ok = speech_hop & (s_hi - s_lo >= tp.min_window_speech_s * sr)
+        return ([int(k) for k in np.flatnonzero(ok)],
+                [(int(x), int(y)) for x, y in zip(s_lo[ok], s_hi[ok])])
+
+
+def union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ``(start, end)`` ranges with the overlapping or touching ones merged."""
+    out: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def gather(signal: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """``signal[a:b]`` over ``ranges`` joined (float32)."""
+    if not ranges:
+        return np.zeros(0, np.float32)
+    return np.concatenate([signal[a:b] for a, b in ranges]).astype(np.float32, copy=False)
+
+
+def overlapping(segments: list[dict[str, int]]) -> bool:
+    """Whether any segment starts before the one before it ends (Silero's never do)."""
+    return any(b["start"] < a["end"] for a, b in zip(segments, segments[1:]))
+
+
+def speech_mask(n: int, segments: list[dict[str, int]]) -> np.ndarray:
+    """True on the samples inside a segment."""
+    mask = np.zeros(n, bool)
+    for s in segments:
+        mask[s["start"]:s["end"]] = True
+    return mask
+
+
+MOVE_BLOCK = 1 << 20  # samples moved at a time when the speech is gathered in place
+
+
+def joined_speech(wave: np.ndarray, segments: list[dict[str, int]], in_place: bool = False) -> np.ndarray:
+    """``without_dc(join_segments(wave, segments))``, the same numbers; ``in_place``: gathered into the
+    start of ``wave``'s own buffer (overwriting it; segments sorted and disjoint), no copy."""
+    if not in_place:
+        speech = join_segments(wave, segments)
+    else:
+        pos = 0
         for s in segments:
-            speech_mask[s["start"]:s["end"]] = True
-        before = np.concatenate([[0], np.cumsum(speech_mask)])  # speech samples before each sample
-        bounds, scored = [], []
-        for k, c in enumerate(np.arange(hop // 2, len(wave), hop)):
-            lo, hi = max(0, c - half), min(len(wave), c + half)
-            if speech_mask[max(0, c - hop // 2):c + hop // 2].mean() < 0.5:
-                continue  # this hop is not speech
-            if before[hi] - before[lo] >= tp.min_window_speech_s * sr:
-                bounds.append((int(before[lo]), int(before[hi])))
-                scored.append(k)
-        return scored, bounds, without_dc(wave[speech_mask])
+            a, b = s["start"], s["end"]
+            if a != pos:
+                for k in range(0, b - a, MOVE_BLOCK):  # left to right: a block never overwrites what is still to move
+                    m = min(MOVE_BLOCK, b - a - k)
+                    wave[pos + k:pos + k + m] = wave[a + k:a + k + m]
+            pos += b - a
+        speech = wave[:pos]
+    if len(speech):
+        speech -= np.float32(speech.mean(dtype=np.float64))  # = without_dc, in place
+    return speech
 
 
 def smooth(p: np.ndarray, n: int) -> np.ndarray:

@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmp-dir", default=None, help="where the JSONL goes (default: the system temp dir)")
     args = p.parse_args(argv)
 
-    from src.embeddings.store import columns_path, embeddings_path, read_records
     from src.embeddings.dataset import load_embedding_set, records_to_set
+    from src.embeddings.store import columns_path, embeddings_path, read_records
 
     with tempfile.TemporaryDirectory(prefix="bench-columns-", dir=args.tmp_dir) as tmp:
         d = Path(tmp)

@@ -18,7 +18,14 @@ import torch
 from silero_vad import get_speech_timestamps
 
 from bench.extract_common import (
-    check_threads, decode_clips, extract_options, loadavg, max_rss_mb, table, warm_page_cache)
+    check_threads,
+    decode_clips,
+    extract_options,
+    loadavg,
+    max_rss_mb,
+    table,
+    warm_page_cache,
+)
 from bench.extract_memory import bench_long_decode, memory_goals, print_memory
 from bench.extract_pipeline import bench_pipeline, pipeline_goals, print_pipeline, run_e2e
 from bench.extract_vad import bench_vad, print_vad, vad_goals

@@ -33,9 +33,9 @@ def _worker(encoder: str, overrides: list[str], clips, cpu: int | None, tmp_dir:
 
     from bench.extract_common import compose_config, extract_options
     from src.building import build_encoder, build_segmenter, embedding_options
-    from src.runtime import set_threads
     from src.embeddings.extract import extract
     from src.embeddings.store import JsonlWriter, config_hash
+    from src.runtime import set_threads
 
     set_threads(1)
     cfg = compose_config(encoder, overrides)

@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     from src.data.audio import SAMPLE_RATE_HZ as SR
-    from src.inference.pipeline import GenderPipeline
     from src.inference.params import StreamParams
+    from src.inference.pipeline import GenderPipeline
 
     load_start = loadavg()
     run_dir = find_dev_run(args.run, args.runs_dir)

@@ -19,8 +19,8 @@ import numpy as np
 from hydra import compose, initialize_config_module
 
 from src.evaluate import evaluate_run
-from src.train import run_train
 from src.evaluation.metrics import DURATION_BUCKETS_S
+from src.train import run_train
 
 
 def train_seed(encoder: str, seed: int) -> tuple[str, dict]:

@@ -18,18 +18,18 @@ import json
 import logging
 from pathlib import Path
 
-from src.cli import verb
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from src.analysis.mistakes import dump_mistakes
-from src.evaluation.plots import duration_figure, reliability_figure, save
 from src.analysis.umap_plot import umap_2d, umap_figure
-from src.evaluate import run_inputs
-from src.labels import class_index
+from src.cli import verb
 from src.embeddings.dataset import load_embedding_set
+from src.evaluate import run_inputs
+from src.evaluation.plots import duration_figure, reliability_figure, save
 from src.inference.run_folder import RunFolder
+from src.labels import class_index
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError
 
 log = logging.getLogger(__name__)

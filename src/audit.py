@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from src.settings import from_cfg
-from src.cli import verb
 from omegaconf import DictConfig
 
 from src.analysis.audit import AuditParams, audit, f0_medians, write_audit
 from src.building import data_sources
-from src.runtime import set_threads
+from src.cli import verb
 from src.embeddings.dataset import load_sources
+from src.runtime import set_threads
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from src.settings import from_cfg
-from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
 from src.building import load_clips
-from src.runtime import set_threads
+from src.cli import verb
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.data.augment import AugmentParams, babble_pool, degrade, write_flac
 from src.data.manifest import write_manifest
+from src.runtime import set_threads
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import json
 import logging
 from pathlib import Path
 
-from src.cli import verb
 import pandas as pd
 from omegaconf import DictConfig
 
+from src.cli import verb
 from src.embeddings.store import stats_path
 from src.inference.run_folder import RunFolder
 from src.models.run_folder import METRICS_NAME

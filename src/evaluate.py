@@ -14,18 +14,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from src.cli import verb
 import numpy as np
 from omegaconf import DictConfig
 
-from src.embeddings.store import read_meta
-from src.models.checkpoint import TrainedClassifier
-from src.embeddings.dataset import EmbeddingSet, load_embedding_set
-from src.evaluation.metrics import full_metrics
+from src.cli import verb
 from src.data.files import write_json_atomic
+from src.embeddings.dataset import EmbeddingSet, load_embedding_set
+from src.embeddings.store import read_meta
+from src.evaluation.metrics import full_metrics
 from src.evaluation.predictions import answer_columns, write_predictions
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 from src.inference.run_folder import RunFolder
+from src.models.checkpoint import TrainedClassifier
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,32 @@ import json
 import logging
 import time
 
-from src.settings import from_cfg
-from src.cli import UsageError, verb
 from omegaconf import DictConfig, open_dict
 
-from src.building import (build_encoder, build_segmenter, embedding_options, load_clips, shard_encoder_config,
-                          source_data_config)
-from src.runtime import set_threads
-from src.embeddings.extract import ExtractOptions, Summary, extract
-from src.embeddings.shards import (clear_done, is_done, mark_done, merge_shards, plain_config, remove_shard_outputs,
-                                   resolve_workers, run_workers)
+from src.building import (
+    build_encoder,
+    build_segmenter,
+    embedding_options,
+    load_clips,
+    shard_encoder_config,
+    source_data_config,
+)
+from src.cli import UsageError, verb
 from src.data.files import write_json_atomic
+from src.embeddings.extract import ExtractOptions, Summary, extract
+from src.embeddings.shards import (
+    clear_done,
+    is_done,
+    mark_done,
+    merge_shards,
+    plain_config,
+    remove_shard_outputs,
+    resolve_workers,
+    run_workers,
+)
 from src.embeddings.store import JsonlWriter, config_hash, embeddings_path, remove_outputs, stats_path, written_ids
+from src.runtime import set_threads
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

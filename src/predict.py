@@ -22,19 +22,24 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from src.settings import from_cfg
-from src.runtime import set_threads
 from src.cli import UsageError, verb
 from src.data.files import atomic_write, remove_orphaned_parts
+from src.data.manifest import ManifestError, read_paths
 from src.embeddings.shards import available_cpus, plain_config, resolve_workers, run_workers
 from src.inference.outputs import FORMATS, ONE_FILE_FORMATS, SUFFIXES, TIMELINE_FORMATS, write_results
-from src.data.manifest import ManifestError, read_paths
-from src.inference.params import QualityParams, check_unknown_below
-from src.inference.params import TimelineParams
+from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.run_folder import RunFolder
-from src.inference.sharded import (MIN_FILES_PER_WORKER, ShardsError, default_shards_dir, merged_results,
-                                   predict_shard, remove_parts)
+from src.inference.sharded import (
+    MIN_FILES_PER_WORKER,
+    ShardsError,
+    default_shards_dir,
+    merged_results,
+    predict_shard,
+    remove_parts,
+)
+from src.runtime import set_threads
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

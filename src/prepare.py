@@ -11,11 +11,10 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from src.cli import verb
 from omegaconf import DictConfig
 
-from src.data.adapters import (commonvoice_manifest, folder_manifest, librispeech_manifest,
-                               vctk_manifest)
+from src.cli import verb
+from src.data.adapters import commonvoice_manifest, folder_manifest, librispeech_manifest, vctk_manifest
 
 SOURCES: tuple[str, ...] = ("librispeech", "vctk", "commonvoice", "folder")
 

@@ -17,11 +17,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from src.settings import from_cfg
-from src.analysis.speaking_time import (BootstrapParams, ReportError, SpeakingTimeReport, join_manifest,
-                                        read_predictions, speaking_time_report, summary_line, write_report)
+from src.analysis.speaking_time import (
+    BootstrapParams,
+    ReportError,
+    SpeakingTimeReport,
+    join_manifest,
+    read_predictions,
+    speaking_time_report,
+    summary_line,
+    write_report,
+)
 from src.cli import UsageError, verb
 from src.data.manifest import ManifestError, read_table
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ import functools
 import ipaddress
 import logging
 
-from src.cli import verb
 from omegaconf import DictConfig
 
-from src.runtime import set_threads
-from src.settings import from_cfg
+from src.cli import verb
 from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline
+from src.inference.run_folder import RunFolder
+from src.runtime import set_threads
 from src.serving import ServeSettings, create_app
 from src.serving.connections import BACKLOG, guarded_protocol, max_connections_for, raise_fd_limit, rate_limit_logging
-from src.inference.run_folder import RunFolder
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

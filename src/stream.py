@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from src.settings import from_cfg
-from src.runtime import set_threads
 from src.cli import verb
-from src.inference.params import QualityParams, check_unknown_below
-from src.inference.run_folder import RunFolder
+from src.inference.params import QualityParams, StreamParams, check_unknown_below
 from src.inference.pipeline import GenderPipeline
+from src.inference.run_folder import RunFolder
 from src.inference.sources import SourceError, check_pcm_format, file_chunks, mic_chunks, pcm_chunks
-from src.inference.params import StreamParams
 from src.inference.streaming import StreamingGender
+from src.runtime import set_threads
+from src.settings import from_cfg
 
 log = logging.getLogger(__name__)
 

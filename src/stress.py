@@ -22,12 +22,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.building import load_clips
-from src.runtime import set_threads
 from src.cli import verb
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from src.data.augment import babble_pool, write_flac
 from src.data.manifest import write_manifest
 from src.data.stress import CONDITIONS, stress
+from src.runtime import set_threads
 
 log = logging.getLogger(__name__)
 

@@ -33,18 +33,18 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from src.cli import verb
 import pandas as pd
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from src.building import model_kind
-from src.runtime import set_threads
-from src.models.checkpoint import END_TO_END
+from src.cli import verb
 from src.evaluate import evaluate_run
 from src.extract import run_extract
-from src.train import run_train
+from src.models.checkpoint import END_TO_END
 from src.models.run_folder import METRICS_NAME
+from src.runtime import set_threads
+from src.train import run_train
 from src.training.study import SystemResult, loco_table, study_table
 
 log = logging.getLogger(__name__)

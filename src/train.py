@@ -20,16 +20,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from src.cli import verb
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.building import build_model, data_sources, model_kind, vad_params
-from src.runtime import set_threads
-from src.settings import from_cfg
+from src.cli import verb
+from src.embeddings.dataset import exclude, load_sources, read_exclusions
 from src.embeddings.store import read_meta
 from src.models.checkpoint import END_TO_END
-from src.embeddings.dataset import exclude, load_sources, read_exclusions
+from src.runtime import set_threads
+from src.settings import from_cfg
 from src.training.embedding_head import HeadParams, train_run
 from src.training.params import TrainerParams
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from src.data.adapters import (commonvoice_manifest, folder_manifest, librispeech_manifest,
-                               vctk_manifest)
+from src.data.adapters import commonvoice_manifest, folder_manifest, librispeech_manifest, vctk_manifest
 from src.data.manifest import ManifestError, read_manifest
 from src.prepare import prepare
 

@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from test_train import REPO_DIR, compose_cfg
 
 from src.augment import run_augment
 from src.data.augment import AugmentParams, degrade, mix_at_snr, telephone
 from src.extract import run_extract
 from src.train import run_train
-
-from test_train import REPO_DIR, compose_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,19 +17,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from test_train import compose_cfg, extract_to, sample_embeddings
 
 from src.compare import compare_runs
+from src.embeddings.dataset import load_embedding_set
 from src.embeddings.features import prepare_commonvoice_mel128
 from src.embeddings.shards import done_path
 from src.embeddings.store import embeddings_path, read_records
 from src.encoders.acoustic import F0_MEDIAN_INDEX, AcousticEncoder
 from src.encoders.mel128 import Mel128Encoder
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
-from src.train import run_train
-from src.embeddings.dataset import load_embedding_set
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
-
-from test_train import compose_cfg, extract_to, sample_embeddings
+from src.train import run_train
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 MEL128_DIR = REPO_DIR.parent / "shared" / "data" / "commonvoice-mel128"

@@ -19,8 +19,17 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
-from test_serve import (REPO_DIR, SR, free_port, serve_process, serve_run, shared_server, speaker_wave, stop_process,
-                        sure_speakers)
+from test_serve import (
+    REPO_DIR,
+    SR,
+    free_port,
+    serve_process,
+    serve_run,
+    shared_server,
+    speaker_wave,
+    stop_process,
+    sure_speakers,
+)
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 LABEL_TIMEOUT_S = 30

@@ -11,8 +11,8 @@ import pytest
 
 import src.embeddings.dataset as dataset
 from src.data.files import PART_SUFFIX
-from src.embeddings.store import EmbeddingsError, JsonlWriter, columns_path, config_hash, embeddings_path
 from src.embeddings.dataset import DatasetError, load_embedding_set, records_to_set
+from src.embeddings.store import EmbeddingsError, JsonlWriter, columns_path, config_hash, embeddings_path
 
 ENC = "resemblyzer"
 OPTIONS = {"encoder": ENC, "vad": {"threshold": 0.5}}

@@ -129,11 +129,10 @@ def test_joblib_launcher_composes(make_cfg):
 def test_stream_and_timeline_settings_are_defined_once():
     """serve's WebSocket streams and its ?timeline=true uploads use the same settings as the stream
     and predict verbs: one config group each, whose schema and defaults are the dataclasses."""
+    from hydra import compose, initialize_config_module
     from hydra.errors import ConfigCompositionException
 
     from src.inference.params import StreamParams, TimelineParams
-
-    from hydra import compose, initialize_config_module
 
     def cfg(name, *overrides):
         with initialize_config_module(version_base="1.3", config_module="conf"):
@@ -170,10 +169,10 @@ MODEL_KEYS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 def test_model_config_composes_and_is_named_after_its_file(make_cfg, key):
     """Model configs are found by glob, like encoder configs: each composes into ``train``, is named
     after its file, has a known kind and passes only arguments its class takes."""
+    from hydra import compose, initialize_config_module
+
     from src.building import END_TO_END_KEYS, MODEL_META_KEYS, model_kind
     from src.models.checkpoint import END_TO_END
-
-    from hydra import compose, initialize_config_module
 
     with initialize_config_module(version_base="1.3", config_module="conf"):
         cfg = compose("train", overrides=[f"model={key}"])

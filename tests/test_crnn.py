@@ -8,13 +8,12 @@ import csv
 
 import pytest
 import torch
+from test_train import compose_cfg
 
 from src.inference.pipeline import GenderPipeline
 from src.models.crnn import CRNN
-from src.train import run_train
 from src.models.run_folder import PREDICTIONS_NAME
-
-from test_train import compose_cfg
+from src.train import run_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

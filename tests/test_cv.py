@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
+from test_train import REPO_DIR
 
 from src.data.audio import load_audio
 from src.data.stress import CONDITIONS, change_tempo, loudest_crop, shift_pitch, stress
@@ -18,8 +19,6 @@ from src.models.checkpoint import TrainedClassifier
 from src.training.cv_metrics import speaker_bootstrap
 from src.training.cv_study import load_data
 from src.training.selection import Recipe, final_model
-
-from test_train import REPO_DIR
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -90,8 +89,8 @@ def _cv_cfg(tmp_path, *overrides: str):
 
 def test_cv_nested_resumes_and_the_optuna_sweep_returns_the_objective(tmp_path, run_cli):
     from src.extract import run_extract
-    from src.study import run_study
     from src.stress import run_stress
+    from src.study import run_study
 
     with initialize_config_module(version_base="1.3", config_module="conf"):
         base = [f"paths.data_dir={REPO_DIR / 'data'}", f"paths.root_dir={tmp_path}",

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_baselines import MEL128_DIR, needs_mel128
+from test_train import compose_cfg
 from torch import nn
 
 from src.embeddings.features import published_protocol, random_protocol
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
 from src.models.mlp import DenseMLP
 from src.train import run_train
-
-from test_baselines import MEL128_DIR, needs_mel128
-from test_train import compose_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

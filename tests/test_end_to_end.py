@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_train import compose_cfg
 from torch import nn
 
 from src.evaluate import evaluate_run
@@ -17,10 +18,8 @@ from src.inference.pipeline import GenderPipeline
 from src.inference.run_folder import RunFolder
 from src.models.checkpoint import CHECKPOINT_NAME, END_TO_END, TrainedClassifier, read_checkpoint
 from src.models.frontends import LogMel
-from src.train import run_train
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
-
-from test_train import compose_cfg
+from src.train import run_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -26,9 +26,19 @@ import soxr
 from src.building import embedding_options
 from src.data.audio import SAMPLE_RATE_HZ, load_audio
 from src.data.manifest import read_manifest, write_manifest
-from src.embeddings.store import (STATUS_ERROR, STATUS_NO_SPEECH, STATUS_OK, EmbeddingsError, config_hash,
-                                  embeddings_path, iter_lines, meta_path, read_meta, read_records,
-                                  shard_paths)
+from src.embeddings.store import (
+    STATUS_ERROR,
+    STATUS_NO_SPEECH,
+    STATUS_OK,
+    EmbeddingsError,
+    config_hash,
+    embeddings_path,
+    iter_lines,
+    meta_path,
+    read_meta,
+    read_records,
+    shard_paths,
+)
 from src.extract import run_extract
 
 from conftest import REPO_DIR, clip_row

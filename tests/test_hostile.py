@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from test_inference import pipe, run_dir, sure_speakers  # noqa: F401  (the session's run)
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio
 from src.data.degrade import first_seconds, hard_clip, telephone, with_noise
 from src.inference.quality import assess
 from src.labels import UNKNOWN
 from src.vad.silero import join_segments
+
+from test_inference import pipe, run_dir, sure_speakers  # noqa: F401  (the session's run)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from src.embeddings.dataset import DatasetError
+from src.evaluation.calibration import fit_temperature
+from src.evaluation.metrics import expected_calibration_error, selective_metrics
 from src.inference.pipeline import merge_hops, smooth, speaking_time
 from src.models.blocks import BlockEnsemble
 from src.models.checkpoint import TrainedClassifier, softmax
 from src.models.pitch import PitchThreshold
-from src.evaluation.calibration import fit_temperature
-from src.embeddings.dataset import DatasetError
-from src.evaluation.metrics import expected_calibration_error, selective_metrics
 from src.training.splits import speaker_disjoint_split
 
 

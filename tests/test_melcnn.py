@@ -13,16 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_train import compose_cfg
 
 from src.analyze import analyze_run
 from src.compare import compare_runs
-from src.train import run_train
 from src.data.speech import CropAugmentParams, augment, random_crop
-from src.training.age_bands import AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics
 from src.inference.run_folder import RunFolder
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
-
-from test_train import compose_cfg
+from src.train import run_train
+from src.training.age_bands import AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

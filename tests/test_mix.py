@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from test_train import compose_cfg
 
 from src.extract import run_extract
 from src.inference.pipeline import GenderPipeline
@@ -19,7 +20,6 @@ from src.training.heads import balanced_weights
 from src.training.splits import stratified_speaker_split
 
 from conftest import clip_row
-from test_train import compose_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import src
-from src.__main__ import VERBS, main as gender_voice
+from src.__main__ import VERBS
+from src.__main__ import main as gender_voice
 from src.inference.run_folder import RunFolder, models_dir
 
 REPO_DIR = Path(__file__).resolve().parents[1]

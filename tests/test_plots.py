@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from src.evaluation.plots import (confusion_figure, duration_figure, reliability_bins, reliability_figure,
-                                   wilson_interval)
+from src.evaluation.plots import (
+    confusion_figure,
+    duration_figure,
+    reliability_bins,
+    reliability_figure,
+    wilson_interval,
+)
 from src.labels import CLASSES, LABEL_COLOURS, MIXED, UNKNOWN
 
 

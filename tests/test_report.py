@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.analysis.speaking_time import (BootstrapParams, ReportError, read_predictions, summarise)
+from src.analysis.speaking_time import BootstrapParams, ReportError, read_predictions, summarise
 from src.cli import UsageError
 from src.inference.outputs import write_results
 from src.inference.sharded import result_from_record

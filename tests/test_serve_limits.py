@@ -16,8 +16,17 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_serve import (CHUNK_S, assert_error, int16_pcm, serve_process, serve_run, speaker_wave, stream_pcm,
-                        sure_speakers, wav_bytes)
+from test_serve import (
+    CHUNK_S,
+    assert_error,
+    int16_pcm,
+    serve_process,
+    serve_run,
+    speaker_wave,
+    stream_pcm,
+    sure_speakers,
+    wav_bytes,
+)
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.pipeline import GenderPipeline

@@ -9,9 +9,21 @@ import numpy as np
 import pytest
 
 from src.embeddings.shards import done_path, is_done, mark_done, merge_shards
-from src.embeddings.store import (EmbeddingsError, JsonlWriter, config_hash, embeddings_path, iter_lines, meta_path,
-                                  read_meta, read_records, remove_outputs, repair_truncated_tail, shard_paths,
-                                  stats_path, written_ids)
+from src.embeddings.store import (
+    EmbeddingsError,
+    JsonlWriter,
+    config_hash,
+    embeddings_path,
+    iter_lines,
+    meta_path,
+    read_meta,
+    read_records,
+    remove_outputs,
+    repair_truncated_tail,
+    shard_paths,
+    stats_path,
+    written_ids,
+)
 
 ENC = "resemblyzer"
 OPTIONS = {"encoder": ENC, "vad": {"threshold": 0.5}, "min_clip_s": 0.5}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
-
-from src.study import run_study
-from src.models.run_folder import METRICS_NAME
-
 from test_train import REPO_DIR
+
+from src.models.run_folder import METRICS_NAME
+from src.study import run_study
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

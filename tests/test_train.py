@@ -24,19 +24,19 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.files import PART_SUFFIX
 from src.analysis.mistakes import INDEX_NAME, dump_mistakes
 from src.analyze import analyze_run
 from src.compare import compare_runs
+from src.data.files import PART_SUFFIX
+from src.embeddings.dataset import DatasetError, load_embedding_set
 from src.embeddings.store import EmbeddingsError, embeddings_path, meta_path, read_meta, stats_path
 from src.evaluate import evaluate_run
 from src.extract import run_extract
+from src.inference.run_folder import RunFolder
 from src.labels import SPLITS
 from src.models.checkpoint import CHECKPOINT_NAME, TrainedClassifier
-from src.train import run_train
-from src.embeddings.dataset import DatasetError, load_embedding_set
-from src.inference.run_folder import RunFolder
 from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME, RunError
+from src.train import run_train
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_MANIFEST_PATH = REPO_DIR / "data" / "sample" / "manifest.csv"

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.labels import CLASSES
 from src.embeddings.dataset import EmbeddingSet
+from src.labels import CLASSES
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from scipy import signal
 from src.data.audio import SAMPLE_RATE_HZ
 
 
-
 @dataclass(frozen=True)
 class AugmentParams:
     """Which degradations, how often and how strong (``conf/augment.yaml``).

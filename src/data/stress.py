@@ -29,8 +29,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import signal
 
-from src.data.augment import babble, coloured_noise, mix_at_snr, room_impulse_response, telephone
 from src.data.audio import SAMPLE_RATE_HZ
+from src.data.augment import babble, coloured_noise, mix_at_snr, room_impulse_response, telephone
 
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 75.0, 600.0  # Praat's analysis range (children reach 400+ Hz)
 MALE_SEMITONES = (2.0, 6.0)  # how far a man's F0 is raised (an angry, excited or fearful man)

@@ -14,13 +14,22 @@ import hashlib
 import json
 import logging
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from src.data.files import write_json_atomic
-from src.embeddings.store import (EmbeddingsError, JsonlWriter, columns_path, embeddings_path, iter_lines, meta_path,
-                                  repair_truncated_tail, stats_path, stats_path_of)
+from src.embeddings.store import (
+    EmbeddingsError,
+    JsonlWriter,
+    columns_path,
+    embeddings_path,
+    iter_lines,
+    meta_path,
+    repair_truncated_tail,
+    stats_path,
+    stats_path_of,
+)
 
 log = logging.getLogger(__name__)
 

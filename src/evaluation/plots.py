@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
 from src.labels import CLASSES  # noqa: E402
 
 CONFIDENCE = 0.95  # of the Wilson intervals drawn around each bin's share

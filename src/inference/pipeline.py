@@ -18,11 +18,11 @@ import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, wave_from_array, without_dc
 from src.encoders.base import Encoder, Waves, embed_slices
+from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.inference.quality import Quality, QualityMeter, assess
 from src.inference.run_folder import RunFolder
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
-from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.vad.silero import SileroSegmenter, join_segments
 
 

@@ -27,10 +27,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.encoders.base import Encoder
 from src.models.checkpoint import (
-    CHECKPOINT_NAME, END_TO_END, TrainedClassifier, checkpoint_kind, read_checkpoint,
+    CHECKPOINT_NAME,
+    END_TO_END,
+    TrainedClassifier,
+    checkpoint_kind,
+    read_checkpoint,
 )
 from src.models.run_folder import (
-    CONFIG_NAME, METRICS_NAME, PREDICTIONS_NAME, RUN_NAME_GLOB, RunError, check_finished, is_finished, run_key,
+    CONFIG_NAME,
+    METRICS_NAME,
+    PREDICTIONS_NAME,
+    RUN_NAME_GLOB,
+    RunError,
+    check_finished,
+    is_finished,
+    run_key,
 )
 from src.settings import from_cfg
 from src.vad.params import VadSettings

@@ -28,8 +28,8 @@ import torch
 
 from src.data.audio import SAMPLE_RATE_HZ
 from src.inference.params import QualityParams, StreamParams
-from src.inference.quality import assess
 from src.inference.pipeline import MAJORITY_SHARE, GenderPipeline, majority_label
+from src.inference.quality import assess
 from src.labels import UNKNOWN
 from src.vad.silero import WINDOW_SAMPLES, load_silero_model
 

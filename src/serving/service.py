@@ -19,8 +19,8 @@ import anyio
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ
-from src.inference.pipeline import GenderPipeline, GenderResult
 from src.inference.params import StreamParams
+from src.inference.pipeline import GenderPipeline, GenderResult
 from src.serving.errors import ApiError
 from src.serving.examples import Example
 from src.serving.limits import UploadGate

@@ -24,9 +24,9 @@ from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from src.data.audio import SAMPLE_RATE_HZ
+from src.inference.params import StreamParams
 from src.inference.pipeline import GenderPipeline
 from src.inference.sources import PCM_DTYPES, SourceError, check_pcm_format, pcm_to_mono
-from src.inference.params import StreamParams
 from src.inference.streaming import StreamEvent, StreamingGender
 from src.labels import CLASSES
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.embeddings.store import Source
 from src.embeddings.dataset import EmbeddingSet, exclude, load_embedding_set, with_corpus_and_age
+from src.embeddings.store import Source
 from src.training.selection import CLEAN, CvData
 
 log = logging.getLogger(__name__)

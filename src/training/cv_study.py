@@ -31,11 +31,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.files import atomic_write
+from src.embeddings.dataset import read_exclusions
 from src.embeddings.store import Source, source_files
 from src.training.cv_data import BLOCK_ENCODERS, CvSource, load_cv_data
 from src.training.cv_metrics import objective, summary
 from src.training.cv_report import clean_table, emotion_table, markdown, stress_table
-from src.embeddings.dataset import read_exclusions
 from src.training.selection import CvData, Recipe, cross_validate, nested_cv, recipe_from, speaker_folds
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from src.labels import CLASSES
-from src.models.pitch import PitchThreshold
-from src.models.checkpoint import DEFAULT_UNKNOWN_BELOW, TrainedClassifier, estimator_logits, softmax
-from src.evaluation.calibration import fit_temperature
 from src.embeddings.dataset import AUGMENTED, EmbeddingSet
-from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
-from src.training.loop import History, seed_everything, train_classifier
-from src.training.params import TrainerParams
+from src.evaluation.calibration import fit_temperature
 from src.evaluation.metrics import weighted_log_loss
 from src.evaluation.predictions import answer_columns
+from src.labels import CLASSES
+from src.models.checkpoint import DEFAULT_UNKNOWN_BELOW, TrainedClassifier, estimator_logits, softmax
+from src.models.pitch import PitchThreshold
+from src.training.heads import balanced_weights, fit_age_head, fit_group_temperatures, fit_ood
+from src.training.loop import History, seed_everything, train_classifier
 from src.training.outputs import finish_run, run_metrics, split_metrics
+from src.training.params import TrainerParams
 from src.training.splits import make_splits, split_counts
 
 log = logging.getLogger(__name__)

@@ -29,16 +29,24 @@ from torch import nn
 from src.data.audio import SAMPLE_RATE_HZ
 from src.data.manifest import Clip
 from src.data.speech import SpeechParams, SpeechSet, augment, decode_speech, random_crop
+from src.embeddings.dataset import DatasetError, EmbeddingSet
+from src.evaluation.calibration import fit_temperature
 from src.labels import CLASSES, SPLITS, class_index
 from src.models.checkpoint import softmax
 from src.models.end_to_end import save_end_to_end
-from src.training.age_bands import (AGE_PREDICTIONS_NAME, AgeLabelError, age_labels, age_metrics, band_ages_years,
-                                    check_ages, clip_age_arrays, write_age_predictions)
-from src.evaluation.calibration import fit_temperature
-from src.embeddings.dataset import DatasetError, EmbeddingSet
-from src.training.loop import EpochResult, epoch_batches, class_weights, fit, seed_everything
-from src.training.params import TrainerParams
+from src.training.age_bands import (
+    AGE_PREDICTIONS_NAME,
+    AgeLabelError,
+    age_labels,
+    age_metrics,
+    band_ages_years,
+    check_ages,
+    clip_age_arrays,
+    write_age_predictions,
+)
+from src.training.loop import EpochResult, class_weights, epoch_batches, fit, seed_everything
 from src.training.outputs import finish_run, run_metrics, split_metrics
+from src.training.params import TrainerParams
 from src.training.splits import make_splits
 
 log = logging.getLogger(__name__)

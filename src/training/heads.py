@@ -9,9 +9,9 @@ from collections import Counter
 
 import numpy as np
 
+from src.evaluation.calibration import fit_temperature
 from src.labels import AGE_GROUPS, CLASSES
 from src.models.checkpoint import OodGate, TrainedClassifier
-from src.evaluation.calibration import fit_temperature
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from src.evaluation.plots import confusion_figure
 from src.data.files import write_json_atomic
+from src.embeddings.dataset import EmbeddingSet
+from src.evaluation.metrics import core_metrics, full_metrics
+from src.evaluation.plots import confusion_figure
+from src.evaluation.predictions import write_predictions
 from src.labels import CLASSES
 from src.models.checkpoint import CHECKPOINT_NAME
-from src.embeddings.dataset import EmbeddingSet
+from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 from src.training.loop import History, class_weights
 from src.training.params import TrainerParams
-from src.evaluation.metrics import core_metrics, full_metrics
-from src.evaluation.predictions import write_predictions
-from src.models.run_folder import METRICS_NAME, PREDICTIONS_NAME
 
 log = logging.getLogger(__name__)
 

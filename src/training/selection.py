@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.labels import CLASSES
 from src.evaluation.calibration import fit_temperature
+from src.labels import CLASSES
 from src.models.checkpoint import TrainedClassifier, most_cautious, softmax
 from src.training.cv_metrics import CW_CAP, WRONG_COST, confident_wrong, objective
 from src.training.heads import balanced_weights, fit_age_head
@@ -179,9 +179,9 @@ def _estimator(recipe: Recipe, in_dim: int, seed: int):
         est = BlockEnsemble(recipe.blocks(), C=recipe.C, max_iter=3000)
         return est, "src.models.blocks.BlockEnsemble", {"blocks": recipe.blocks(), "C": recipe.C, "max_iter": 3000}
     if recipe.estimator == "fnn":
-        from src.models.fnn import GenderFNN
-
         import torch
+
+        from src.models.fnn import GenderFNN
         torch.manual_seed(seed)
         kwargs = {"in_dim": in_dim, "hidden_dim": int(recipe.hidden_dim), "dropout": float(recipe.dropout)}
         return GenderFNN(**kwargs), "src.models.fnn.GenderFNN", kwargs
@@ -446,8 +446,8 @@ def _outer_fold(data: CvData, outer: np.ndarray, k: int, searches: Sequence[Sear
                 seed: int, base: Recipe, cache_dir: Path | None):
     import json
 
-    from src.runtime import set_threads
     from src.data.files import atomic_write
+    from src.runtime import set_threads
 
     set_threads(1)
     inside = (outer >= 0) & (outer != k)

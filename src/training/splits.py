@@ -10,8 +10,8 @@ import logging
 
 import numpy as np
 
-from src.labels import CLASSES, SPLITS
 from src.embeddings.dataset import DatasetError, EmbeddingSet
+from src.labels import CLASSES, SPLITS
 
 log = logging.getLogger(__name__)
 

@@ -216,7 +216,6 @@ def test_overwrite_in_a_shard_leaves_the_other_shards_alone(eight, make_cfg, tmp
 def test_local_launcher_sweep_writes_both_shards_and_merges(eight, run_cli, tmp_path):
     clips, manifest = eight
     clips = clips[:4]
-    from conftest import clip_row  # noqa: F401  (kept for symmetry with test_extract)
     out_dir, sweep_dir = tmp_path / "out", tmp_path / "sweep"
     common = ("data=manifest", f"data.manifest_path={manifest}", f"paths.embeddings_dir={out_dir}",
               "progress=false", "num_threads=1")

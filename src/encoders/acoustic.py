@@ -38,6 +38,7 @@ import logging
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ
+from src.encoders.base import centred_piece
 
 log = logging.getLogger(__name__)
 
@@ -224,18 +225,6 @@ class AcousticEncoder:
         return np.stack([self.features(w) for w in waves]).astype(np.float32)
 
 
-def _centred_piece(y: np.ndarray, f0: int, f1: int, frame_length: int, hop: int) -> np.ndarray:
-    """The samples of frames ``f0``..``f1 - 1`` of librosa's centred framing of ``y`` (zero padding of
-    ``frame_length // 2`` at both ends, ``pad_mode="constant"``), to be framed with ``center=False``."""
-    half = frame_length // 2
-    p0, p1 = f0 * hop - half, (f1 - 1) * hop + frame_length - half
-    piece = np.zeros(p1 - p0, np.float32)
-    lo, hi = max(0, p0), min(len(y), p1)
-    if hi > lo:
-        piece[lo - p0:hi - p0] = y[lo:hi]
-    return piece
-
-
 def _peak_valley(S: np.ndarray, sr: int, fmin: float = 100.0, n_bands: int = 6, quantile: float = 0.02):
     """``librosa.feature.spectral_contrast``'s peak and valley energies per band and frame (its own
     code, before ``power_to_db``, whose floor is relative to the whole input's maximum)."""
@@ -309,7 +298,7 @@ def blocked_features(y: np.ndarray, fmin_hz: float = 50.0, fmax_hz: float = 500.
     def spectra():
         for f0 in range(0, n, step):
             f1 = min(n, f0 + step)
-            S = np.abs(librosa.stft(_centred_piece(y, f0, f1, n_fft, hop), n_fft=n_fft, hop_length=hop,
+            S = np.abs(librosa.stft(centred_piece(y, f0, f1, n_fft, hop), n_fft=n_fft, hop_length=hop,
                                     center=False))
             yield S, librosa.feature.melspectrogram(S=S ** 2, sr=sr, n_mels=N_MELS)
 
@@ -339,7 +328,7 @@ def blocked_features(y: np.ndarray, fmin_hz: float = 50.0, fmax_hz: float = 500.
     step = max(1, int(block_s * sr) // f0_hop)
     f0s, dbs = [], []
     for a in range(0, nf, step):
-        piece = _centred_piece(y, a, min(nf, a + step), flen, f0_hop)
+        piece = centred_piece(y, a, min(nf, a + step), flen, f0_hop)
         f0s.append(librosa.yin(piece, fmin=fmin_hz, fmax=fmax_hz, sr=sr, frame_length=flen, hop_length=f0_hop,
                                center=False))
         rms = librosa.feature.rms(y=piece, frame_length=flen, hop_length=f0_hop, center=False)[0]

@@ -79,6 +79,19 @@ class Waves(Sequence):
         return self.make(i % self.n)
 
 
+def centred_piece(y: np.ndarray, f0: int, f1: int, frame_length: int, hop: int) -> np.ndarray:
+    """The samples of frames ``f0``..``f1 - 1`` of librosa's centred framing of ``y`` (zero padding of
+    ``frame_length // 2`` at both ends, ``pad_mode="constant"``; zeros past its end), to be framed with
+    ``center=False``: a long wave's frames piece by piece, each the same samples as in one pass."""
+    half = frame_length // 2
+    p0, p1 = f0 * hop - half, (f1 - 1) * hop + frame_length - half
+    piece = np.zeros(p1 - p0, np.float32)
+    lo, hi = max(0, p0), min(len(y), p1)
+    if hi > lo:
+        piece[lo - p0:hi - p0] = y[lo:hi]
+    return piece
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
     if device == "auto":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.encoders.base import resolve_device
+from src.encoders.base import centred_piece, resolve_device
 
 
 class ResemblyzerEncoder:
@@ -97,24 +97,27 @@ MEL_N_FFT, MEL_HOP = 400, 160  # Resemblyzer's 25 ms window and 10 ms step at 16
 MEL_CHUNK_FRAMES = 6000  # 60 s of frames per STFT
 
 
-def mel_spectrogram(wave: np.ndarray, chunk_frames: int = MEL_CHUNK_FRAMES) -> np.ndarray:
+def mel_spectrogram(wave: np.ndarray, chunk_frames: int = MEL_CHUNK_FRAMES, n_samples: int | None = None,
+                    gain: np.float32 | None = None) -> np.ndarray:
     """Resemblyzer's ``wav_to_mel_spectrogram`` (frames, 40), the same numbers, in pieces of
     ``chunk_frames`` frames: the STFT of a whole 30-minute recording alone held ~440 MB (complex
     spectrum and power), a piece holds ~15 MB. Each frame sees the same samples as in one pass
-    (librosa's centred frames: zero padding of half a window at both ends), so the result is
-    identical (``tests/test_timeline_windows.py``)."""
+    (librosa's centred frames: :func:`~src.encoders.base.centred_piece`), so the result is identical
+    (``tests/test_timeline_windows.py``). ``n_samples``: the wave as if zero-padded to this length;
+    ``gain``: each piece scaled by it (what :func:`long_wave_mel` needs, without a whole-length copy)."""
     from resemblyzer.audio import wav_to_mel_spectrogram
 
-    n = 1 + len(wave) // MEL_HOP
-    if n <= chunk_frames:
+    n = 1 + (len(wave) if n_samples is None else n_samples) // MEL_HOP
+    if n <= chunk_frames and n_samples is None and gain is None:
         return wav_to_mel_spectrogram(wave)
     import librosa
 
-    padded = np.pad(wave, (MEL_N_FFT // 2, MEL_N_FFT // 2))
     out = np.empty((n, 40), np.float32)
     for f0 in range(0, n, chunk_frames):
         f1 = min(n, f0 + chunk_frames)
-        piece = padded[f0 * MEL_HOP:(f1 - 1) * MEL_HOP + MEL_N_FFT]
+        piece = centred_piece(wave, f0, f1, MEL_N_FFT, MEL_HOP)
+        if gain is not None:
+            piece *= gain
         out[f0:f1] = librosa.feature.melspectrogram(y=piece, sr=16_000, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
                                                     n_mels=40, center=False).astype(np.float32).T
     return out
@@ -127,13 +130,12 @@ def long_wave_mel(wave: np.ndarray, target_dbfs: float, padded_len: int,
                   chunk_frames: int = MEL_CHUNK_FRAMES) -> np.ndarray:
     """:func:`mel_spectrogram` of Resemblyzer's ``normalize_volume(wave, target_dbfs,
     increase_only=True)`` zero-padded to ``padded_len`` samples, without a whole-length copy:
-    each piece of ``chunk_frames`` frames is cut from ``wave``, padded and scaled on its own.
+    each piece of ``chunk_frames`` frames is cut from ``wave``, padded and scaled on its own
+    (:func:`mel_spectrogram` with ``n_samples`` and ``gain``).
 
     The volume's mean square is summed in float64 block by block; Resemblyzer's ``np.mean`` of
     the float32 squares sums in float32, so the gain may differ in its last bits (relative
     differences about 1e-7 in the mel values). Short waves never come here."""
-    import librosa
-
     wave = np.asarray(wave, np.float32)
     sq = 0.0
     for lo in range(0, len(wave), VOLUME_BLOCK):
@@ -142,16 +144,4 @@ def long_wave_mel(wave: np.ndarray, target_dbfs: float, padded_len: int,
     rms = np.sqrt(sq / max(len(wave), 1))
     change = target_dbfs - 20 * np.log10(rms / 32767)
     gain = None if change < 0 else np.float32(10 ** (change / 20))
-    n = 1 + padded_len // MEL_HOP
-    out = np.empty((n, 40), np.float32)
-    half = MEL_N_FFT // 2
-    for f0 in range(0, n, chunk_frames):
-        f1 = min(n, f0 + chunk_frames)
-        p0, p1 = f0 * MEL_HOP - half, (f1 - 1) * MEL_HOP + MEL_N_FFT - half  # in the unpadded wave's samples
-        piece = np.zeros(p1 - p0, np.float32)
-        lo, hi = max(0, p0), min(len(wave), p1)
-        if hi > lo:
-            piece[lo - p0:hi - p0] = wave[lo:hi] if gain is None else wave[lo:hi] * gain
-        out[f0:f1] = librosa.feature.melspectrogram(y=piece, sr=16_000, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
-                                                    n_mels=40, center=False).astype(np.float32).T
-    return out
+    return mel_spectrogram(wave, chunk_frames, n_samples=padded_len, gain=gain)

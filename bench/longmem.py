@@ -35,7 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEV = Path(os.environ.get("SHARED_DATA", "/work/shared/data")) / "dev"
+from bench.extract_common import vm_kb  # noqa: E402
+
+DEV = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data")) / "dev"  # ../shared beside the checkout
 SAMPLE = ROOT / "data" / "sample"
 TREE = ROOT  # the checkout whose ``src`` predict runs (--tree: e.g. an unpacked ``git archive`` of the commit before)
 GAP_S = 0.5
@@ -136,13 +138,6 @@ def bench_files(args) -> list[dict]:
         rows.append({"slope_gb_per_h": slope})
     print(f"load average now: {os.getloadavg()}; CPUs: {os.cpu_count()}")
     return rows
-
-
-def vm_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 class Stage:

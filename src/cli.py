@@ -29,7 +29,7 @@ from importlib.resources import files
 
 import hydra
 
-from src.config_store import GROUP_SCHEMAS, register
+from src.config_store import GROUP_SCHEMAS  # importing it registers the group schemas, before Hydra composes
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,6 @@ def config_keys(config_name: str) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    register()
     GlobalHydra.instance().clear()
     with initialize_config_module(version_base="1.3", config_module="conf"):
         cfg = compose(config_name)
@@ -256,7 +255,6 @@ def verb(config_name: str, positional: str | None = None, prefix: str = "") -> C
                     sys.exit(USAGE_EXIT)
             if not user_full_error:  # Hydra re-raises and the error is reported here; child processes
                 os.environ["HYDRA_FULL_ERROR"] = os.environ[_SET_BY_US] = "1"  # know it was not the user's
-            register()  # the group schemas (src/config_store.py), before Hydra composes
             try:
                 hydra_main()
                 if failed:

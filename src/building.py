@@ -72,7 +72,7 @@ def vad_params(vad_cfg: DictConfig) -> VadParams:
 def build_segmenter(vad_cfg: DictConfig) -> SileroSegmenter:
     """The batched Silero segmenter."""
     settings = from_cfg(VadSettings, vad_cfg)
-    return SileroSegmenter(settings.params, batch_size=settings.batch_size)
+    return SileroSegmenter(settings.params, batch_size=settings.batch_size, backend=settings.backend)
 
 
 def load_clips(data_cfg: DictConfig) -> list[Clip]:

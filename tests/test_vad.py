@@ -1,4 +1,5 @@
-"""Batched Silero VAD against Silero's own per-file ``get_speech_timestamps``, on real speech."""
+"""Silero VAD (the sequence ONNX model, and the batched JIT model) against Silero's own per-file
+``get_speech_timestamps``, on real speech."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 
 from src.data.audio import SAMPLE_RATE_HZ, load_audio
-from src.vad.params import VadParams
-from src.vad.silero import SileroSegmenter, join_segments, load_silero_model
+from src.vad.params import VadParams, VadSettings
+from src.vad.silero import SileroSegmenter, is_sequence_model, join_segments, load_silero_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,10 +35,22 @@ def _stock(waves, model, **params) -> list[list[dict]]:
     return [get_speech_timestamps(torch.from_numpy(w), model, **params) for w in waves]
 
 
-def test_batched_equals_stock_per_file(segmenter, stock_model, ten_waves):
-    batched = segmenter.timestamps(ten_waves)
-    assert batched == _stock(ten_waves, stock_model)
-    assert all(len(ts) >= 1 for ts in batched), "real speech should have speech segments"
+def test_default_segmenter_is_the_sequence_onnx_model(segmenter):
+    assert segmenter.backend == "onnx" and is_sequence_model(segmenter.model)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "jit"])
+def test_segments_equal_stock_per_file(segmenter, stock_model, ten_waves, backend):
+    seg = segmenter if backend == "onnx" else SileroSegmenter(segmenter.params, batch_size=4, model=stock_model)
+    assert seg.backend == backend
+    found = seg.timestamps(ten_waves)
+    assert found == _stock(ten_waves, stock_model)
+    assert all(len(ts) >= 1 for ts in found), "real speech should have speech segments"
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="vad.backend='tflite'"):
+        VadSettings(backend="tflite")
 
 
 def test_batches_smaller_than_the_input_and_shuffled_order(stock_model, ten_waves):
@@ -50,9 +63,11 @@ def test_batches_smaller_than_the_input_and_shuffled_order(stock_model, ten_wave
     assert seg.timestamps(waves) == expected
 
 
-def test_probabilities_match_per_file_model_calls(segmenter, stock_model, ten_waves):
+@pytest.mark.parametrize("backend", ["onnx", "jit"])
+def test_probabilities_match_per_file_model_calls(segmenter, stock_model, ten_waves, backend):
     waves = ten_waves[:3]
-    probs = segmenter.speech_probs(waves)
+    seg = segmenter if backend == "onnx" else SileroSegmenter(segmenter.params, model=load_silero_model())
+    probs = seg.speech_probs(waves)
     for w, p in zip(waves, probs):
         stock_model.reset_states()
         x = torch.nn.functional.pad(torch.from_numpy(w), (0, -len(w) % 512))
@@ -83,13 +98,15 @@ def test_speech_only_joins_the_segments(segmenter, ten_waves):
 
 
 def test_a_long_recording_in_pieces_is_close_to_the_stock_call(segmenter, stock_model, sample_clips):
-    """An 8-minute real recording (the sample's clips twice over, end to end) is cut into 30 s
-    pieces after 5 s of warm-up each: almost every sample gets the stock call's decision."""
+    """An 8-minute real recording (the sample's clips twice over, end to end): the sequence ONNX
+    model steps it whole, as the stock call does; the JIT segmenter cuts it into 30 s pieces after
+    5 s of warm-up each, and almost every sample gets the stock call's decision."""
     wave = np.concatenate([load_audio(c.path) for c in sample_clips] * 2)
     assert len(wave) > 8 * 60 * 16_000
-    pieces = SileroSegmenter(segmenter.params, batch_size=32, model=segmenter.model)  # 30 s pieces (default)
-    whole = SileroSegmenter(segmenter.params, batch_size=32, model=segmenter.model, long_chunk_s=None)
+    pieces = SileroSegmenter(segmenter.params, batch_size=32, model=stock_model)  # 30 s pieces (default)
+    whole = SileroSegmenter(segmenter.params, batch_size=32, model=stock_model, long_chunk_s=None)
     assert whole.timestamps([wave])[0] == _stock([wave], stock_model)[0]  # whole: exactly the stock call
+    assert segmenter.timestamps([wave])[0] == whole.timestamps([wave])[0]  # the sequence model: the same
 
     def mask(ts):
         m = np.zeros(len(wave), bool)

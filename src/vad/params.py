@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+BACKENDS = ("onnx", "jit")
+
 
 @dataclass(frozen=True)
 class VadParams:
@@ -21,10 +23,16 @@ class VadParams:
 
 @dataclass(frozen=True)
 class VadSettings(VadParams):
-    """The ``vad`` config group (``vad=silero``): Silero's parameters and how many clips are stepped
-    through the model together (which changes speed, not the speech found)."""
+    """The ``vad`` config group (``vad=silero``): Silero's parameters, and which of Silero's models
+    runs them and how many clips it steps together (these two change speed, not the speech found:
+    the models' probabilities agree to 1e-5, see :class:`~src.vad.silero.SileroSegmenter`)."""
 
-    batch_size: int = 32  # clips stepped through the model together
+    batch_size: int = 32  # clips stepped through the model together (backend=jit only)
+    backend: str = "onnx"  # onnx: Silero's sequence ONNX model (ONNX Runtime, ~5x faster); jit: its TorchScript model
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"vad.backend={self.backend!r}: one of {', '.join(BACKENDS)}")
 
     @property
     def params(self) -> VadParams:

@@ -38,12 +38,13 @@ log = logging.getLogger("bench.extract")
 
 
 def load_models(cfg, threads: int):
-    """The segmenter, a second Silero model of the same type for the stock loop, the encoder, and
-    the JSONL header ``extract()`` writes; returns (segmenter, stock model, encoder, meta)."""
+    """The segmenter (``vad.backend``: the sequence ONNX model by default), a second Silero model,
+    the TorchScript one, for the stock per-file loop, the encoder, and the JSONL header
+    ``extract()`` writes; returns (segmenter, stock model, encoder, meta)."""
     segmenter = build_segmenter(cfg.vad)
-    stock_model = load_silero_model()
-    if type(stock_model) is not type(segmenter.model) or stock_model is segmenter.model:
-        raise RuntimeError("the stock loop and the segmenter must use two models of the same type")
+    stock_model = load_silero_model("jit")
+    if stock_model is segmenter.model:
+        raise RuntimeError("the stock loop and the segmenter must use two models")
     encoder = build_encoder(cfg.encoder)
     check_threads(threads, "after loading models")
     options = embedding_options(cfg)

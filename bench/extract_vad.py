@@ -57,7 +57,7 @@ def bench_vad(waves: list[np.ndarray], segmenter, stock_model, chunk_clips: int,
     mismatches = [i for i, (a, b) in enumerate(zip(out["batched"], out["stock"])) if a != b]
     return {
         "clips": len(waves), "audio_s": audio_s, "chunk_clips": chunk_clips,
-        "vad_batch_size": segmenter.batch_size,
+        "vad_batch_size": segmenter.batch_size, "vad_backend": segmenter.backend,
         "stock_s": best["stock"], "batched_s": best["batched"], "batched_all_s": best["batched_all"],
         "stock_audio_s_per_s": audio_s / best["stock"],
         "batched_audio_s_per_s": audio_s / best["batched"],
@@ -81,7 +81,9 @@ def vad_goals(vad: dict) -> dict:
 
 def print_vad(vad: dict, goals: dict) -> list[tuple]:
     """Prints the details of (a); returns its rows of the table."""
-    print(f"\n(a) VAD: Silero, {vad['vad_batch_size']} clips per model call")
+    per_call = ("512 windows per call (the sequence ONNX model)" if vad.get("vad_backend") == "onnx"
+                else f"{vad['vad_batch_size']} clips per model call")
+    print(f"\n(a) VAD: Silero, {per_call}; stock: the TorchScript model per file")
     print(f"  stock per-file loop         {vad['stock_s']:8.2f} s {vad['stock_audio_s_per_s']:8.0f} audio-s/s")
     print(f"  batched, per chunk of {vad['chunk_clips']:<5} {vad['batched_s']:8.2f} s "
           f"{vad['batched_audio_s_per_s']:8.0f} audio-s/s  {vad['speedup']:5.2f}x  identical "

@@ -145,3 +145,26 @@ def test_resemblyzer_mel_in_pieces_is_the_same(conversation):
     whole = wav_to_mel_spectrogram(wave)
     for chunk_frames in (500, 777, len(whole) - 1):
         np.testing.assert_array_equal(mel_spectrogram(wave, chunk_frames), whole)
+
+
+def test_egemaps_whole_and_windows_in_one_run_equal_the_two_calls(default_pipe, windows):
+    """One openSMILE run with two functionals sections (whole input; per window) gives, bit for bit,
+    what ``embed`` and ``embed_slices`` give separately."""
+    from src.encoders.egemaps import whole_and_window_config
+
+    egemaps = default_pipe.encoder.parts[1]
+    _, bounds, speech = windows
+    whole, per_window = egemaps.embed_with_slices(speech, bounds)
+    np.testing.assert_array_equal(whole, egemaps.embed([speech])[0])
+    np.testing.assert_array_equal(per_window, egemaps.embed_slices(speech, bounds))
+    assert per_window.shape == (len(bounds), 88) and np.isfinite(whole).all() and whole.any()
+    conf = whole_and_window_config("/x/frame-list.conf.inc")
+    # each copied functionals component (the package's own are included from its files) takes the frame list
+    assert conf.count("\\{/x/frame-list.conf.inc}") == conf.count("type=cFunctionals") >= 9
+
+
+def test_whole_answer_is_the_same_with_and_without_the_timeline(default_pipe, conversation):
+    wave, _ = conversation
+    with_timeline, without = default_pipe.classify_wave(wave, timeline=True), default_pipe.classify_wave(wave)
+    assert with_timeline.p_male == without.p_male and with_timeline.p_age_group == without.p_age_group
+    assert with_timeline.timeline and not without.timeline

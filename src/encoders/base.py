@@ -57,6 +57,18 @@ def embed_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, i
     return encoder.embed(Waves(len(bounds), lambda i: without_dc(signal[bounds[i][0]:bounds[i][1]])))
 
 
+def embed_with_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, int]]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(encoder.embed([signal])[0], embed_slices(encoder, signal, bounds))``: a recording's vector
+    and its timeline windows' (``signal`` with its DC offset removed). An encoder with its own
+    ``embed_with_slices`` computes both at once (eGeMAPS: one openSMILE run, the same numbers as
+    the two calls; a fusion: each part its own way)."""
+    own = getattr(encoder, "embed_with_slices", None)
+    if own is not None:
+        return own(signal, bounds)
+    return encoder.embed([signal])[0], embed_slices(encoder, signal, bounds)
+
+
 class Waves(Sequence):
     """``n`` waveforms, each made when it is read (``make(i)``) and not kept: what an encoder's
     ``embed`` takes in place of a list when holding all of them at once would cost memory in

@@ -9,6 +9,8 @@ C++ engine (the binary ships in the ``opensmile`` wheel) on the VAD speech.
 
 from __future__ import annotations
 
+import functools
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from src.data.audio import SAMPLE_RATE_HZ
 
 DIM = 88
 SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
-SLICE_TAIL_PAD_S = 0.1  # zeros after the signal, so the last windows' LLD frames exist
+SLICE_END_MARGIN = 320  # ... and no later than this many samples before the signal's end (its last LLD frames)
 LONG_S = 300.0  # longer speech is summarised in chunks of at most this (openSMILE holds ~1.3 GB per hour)
 CONTEXT_S = 10.0  # a chunk of timeline windows reaches this much speech before and after its windows
 FRAME_GRID = 160  # openSMILE's 10 ms frame step in samples: chunks start on it
@@ -80,12 +82,58 @@ class EgemapsEncoder:
         are openSMILE's 10 ms grid. With the shipped default model on 5 minutes of dev clips joined
         (432 windows) the windows' p(male) moved by 0.031 on average (99th percentile 0.34), 95.6 %
         kept their label and the timeline was as often right (``tests/test_timeline_windows.py``).
+        The windows reaching the signal's end stop ``SLICE_END_MARGIN`` samples before it, where
+        openSMILE's last descriptor frames end.
         """
         if not bounds:
             return np.zeros((0, DIM), np.float32)
         if len(signal) > LONG_S * SAMPLE_RATE_HZ:
             return self._embed_slices_chunked(signal, bounds)
         return self._embed_slices_once(signal, bounds)
+
+    def embed_with_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(embed([signal])[0], embed_slices(signal, bounds))`` from ONE openSMILE run: the
+        descriptors are computed once and summarised twice, over the whole signal (as
+        :meth:`functionals` does) and per window (as :meth:`embed_slices` does), each by its own
+        copy of eGeMAPS' functionals components (:func:`whole_and_window_config`). Both are bit for
+        bit what the two calls give (``tests/test_timeline_windows.py``), for half the openSMILE
+        time of a timeline (the descriptors were the cost). Speech longer than ``LONG_S``: the two
+        calls, each in its bounded-memory chunks."""
+        if not bounds or len(signal) > LONG_S * SAMPLE_RATE_HZ:
+            return self.embed([signal])[0], self.embed_slices(signal, bounds)
+        from opensmile.core.lib import OpenSMILE
+
+        signal = np.asarray(signal, np.float32)
+        whole, windows = [], []
+        with tempfile.TemporaryDirectory(prefix="egemaps-") as tmp:
+            frame_list = Path(tmp) / "frame-list.conf.inc"
+            frame_list.write_text(frame_list_conf(bounds, len(signal)))
+            conf = Path(tmp) / "whole-and-windows.conf"
+            conf.write_text(whole_and_window_config(str(frame_list)))
+            smile = OpenSMILE()
+            smile.initialize(config_file=str(conf), options=self._run_options(), loglevel=self.smile.loglevel)
+            try:
+                smile.external_sink_set_callback_ex(WHOLE_SINK, lambda data, _: whole.append(data.copy()))
+                smile.external_sink_set_callback_ex(WINDOW_SINK, lambda data, _: windows.append(data.copy()))
+                smile.external_audio_source_write_data(SOURCE, bytes((signal * 32768).astype(np.int16)))
+                smile.external_audio_source_set_eoi(SOURCE)  # (as opensmile.Smile converts a signal)
+                smile.run()
+            finally:
+                smile.free()
+        row = np.asarray(whole[0], np.float32).reshape(DIM) if whole else np.full(DIM, np.nan, np.float32)
+        if len(windows) != len(bounds):  # never seen; as _embed_slices_once
+            return _finite(row[None])[0], self.embed([signal[a:b] for a, b in bounds])
+        return _finite(row[None])[0], _finite(np.asarray(windows, np.float32).reshape(len(bounds), DIM))
+
+    def _run_options(self) -> dict:
+        """The options ``opensmile.Smile`` passes openSMILE for a signal (its source, the buffers,
+        the default full-input frame mode)."""
+        from opensmile.core.config import config
+
+        root = Path(self.smile.default_config_root)
+        return {"source": str(root / config.EXTERNAL_INPUT_CONFIG), "sampleRate": SAMPLE_RATE_HZ, "nBits": 16,
+                "bufferModeRbConf": str(root / "shared" / "BufferModeRb.conf.inc"),
+                "frameModeFunctionalsConf": str(root / "shared" / "FrameModeFunctionals.conf.inc")}
 
     def _embed_slices_chunked(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         """:meth:`embed_slices` of a long signal in chunks of windows spanning at most ``LONG_S``,
@@ -109,29 +157,89 @@ class EgemapsEncoder:
             s0 = max(0, a0 - int(CONTEXT_S * sr)) // FRAME_GRID * FRAME_GRID
             end = max(b for _, b in bounds[i:j])
             s1 = min(len(signal), end + int(CONTEXT_S * sr))  # the pitch smoother decides 40 frames late
-            out.append(self._embed_slices_once(signal[s0:s1], [(a - s0, b - s0) for a, b in bounds[i:j]],
-                                               pad=s1 == len(signal)))
+            out.append(self._embed_slices_once(signal[s0:s1], [(a - s0, b - s0) for a, b in bounds[i:j]]))
             i = j
         return np.concatenate(out)
 
-    def _embed_slices_once(self, signal: np.ndarray, bounds: list[tuple[int, int]], pad: bool = True) -> np.ndarray:
-        """One openSMILE pass over ``signal`` (zero-padded by ``SLICE_TAIL_PAD_S`` when ``pad``)."""
+    def _embed_slices_once(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """One openSMILE pass over ``signal``, functionals per window (:func:`frame_list_conf`)."""
         import opensmile
 
-        sr = SAMPLE_RATE_HZ
-        frames = ",".join(f"{a / sr:.4f}s-{max(a / sr + 0.01, b / sr - SLICE_END_TRIM_S):.4f}s" for a, b in bounds)
         with tempfile.TemporaryDirectory(prefix="egemaps-") as tmp:
             conf = Path(tmp) / "frame-list.conf.inc"
-            conf.write_text(f"frameMode = list\nframeList = {frames}\nframeCenterSpecial = left\n")
+            conf.write_text(frame_list_conf(bounds, len(signal)))
             smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                     feature_level=opensmile.FeatureLevel.Functionals,
                                     options={"frameModeFunctionalsConf": str(conf)})
-            padded = np.concatenate([np.asarray(signal, np.float32),
-                                     np.zeros(int(SLICE_TAIL_PAD_S * sr) if pad else 0, np.float32)])
-            out = smile.process_signal(padded, sr).to_numpy().astype(np.float32)
+            out = smile.process_signal(np.asarray(signal, np.float32), SAMPLE_RATE_HZ).to_numpy().astype(np.float32)
         if len(out) != len(bounds):  # never seen; the per-window calls are always right
             return self.embed([signal[a:b] for a, b in bounds])
         return _finite(out)
+
+
+def frame_list_conf(bounds: list[tuple[int, int]], n_samples: int) -> str:
+    """openSMILE's frame-mode include for functionals over the windows ``bounds`` (samples) of a
+    signal of ``n_samples``: each ends ``SLICE_END_TRIM_S`` early, and ``SLICE_END_MARGIN`` samples
+    before the signal's end at the latest (its last descriptor frames would reach past either)."""
+    sr, last = SAMPLE_RATE_HZ, n_samples - SLICE_END_MARGIN
+    frames = ",".join(f"{a / sr:.4f}s-{max(a / sr + 0.01, min(b, last) / sr - SLICE_END_TRIM_S):.4f}s"
+                      for a, b in bounds)
+    return f"frameMode = list\nframeList = {frames}\nframeCenterSpecial = left\n"
+
+
+SOURCE, WHOLE_SINK, WINDOW_SINK = "extsource", "extsink", "extsink_windows"
+_COPIED = ("cFunctionals", "cDataSelector", "cVectorOperation")  # the components that summarise descriptors
+_W = "_windows"  # the suffix of the window copies' component and level names
+
+
+def whole_and_window_config(frame_list: str) -> str:
+    """An openSMILE config: eGeMAPS v02 as the ``opensmile`` package ships it (descriptors, then
+    functionals over the whole input, to the sink ``WHOLE_SINK``), plus a copy of its functionals
+    components, every name and level suffixed, that takes the frame mode from ``frame_list``
+    (:func:`frame_list_conf`) and writes to ``WINDOW_SINK``. Built from the package's own files,
+    so it follows their version."""
+    return _whole_and_window_template().replace(_FRAME_LIST, frame_list)
+
+
+_FRAME_LIST = "@FRAME_LIST@"
+
+
+@functools.lru_cache(maxsize=1)
+def _whole_and_window_template() -> str:
+    """:func:`whole_and_window_config` with ``_FRAME_LIST`` where the frame list's path goes."""
+    import opensmile
+
+    root = Path(opensmile.__file__).parent / "core" / "config"
+    main = (root / "egemaps" / "v02" / "eGeMAPSv02.conf").read_text()
+    main = main.replace("\\{../../gemaps/", "\\{" + str(root / "gemaps") + "/")
+    main = main.replace("\\{eGeMAPSv02_core", "\\{" + str(root / "egemaps" / "v02") + "/eGeMAPSv02_core")
+    parts = [(root / "gemaps" / "v01b" / "GeMAPSv01b_core.func.conf.inc").read_text(),
+             (root / "egemaps" / "v02" / "eGeMAPSv02_core.func.conf.inc").read_text()]
+    concat = re.search(r"\[funcconcat:cVectorConcat\](?:\n[^\n\\\[]+)+", main).group(0)
+    names = {"funcconcat", "func"}
+    copies = []
+    for text in parts:
+        types = dict(re.findall(r"(?m)^instance\[(\w+)\]\.type\s*=\s*(\w+)", text))
+        copied = []  # (component name, its section) of the summarising components
+        for sec in re.split(r"(?m)^(?=\[)", text):
+            m = re.match(r"\[(\w+):(\w+)\]", sec)
+            if m and m.group(2) in _COPIED:
+                copied.append((m.group(1), sec))
+                names.add(m.group(1))
+                names.add(re.search(r"(?m)^writer\.dmLevel\s*=\s*(\S+)", sec).group(1))
+        instances = "".join(f"instance[{name}{_W}].type={types[name]}\n" for name, _ in copied)
+        copies.append("[componentInstances:cComponentManager]\n" + instances + "".join(sec for _, sec in copied))
+    body = "\n".join(copies) + "\n" + concat + "\n"
+    for name in sorted(names, key=len, reverse=True):
+        body = re.sub(rf"(?<!\w){name}(?!\w)", name + _W, body)
+    body = re.sub(r"\\\{\\cm\[frameModeFunctionalsConf[^\]]*\]\}", lambda _: "\\{" + _FRAME_LIST + "}", body)
+    sinks = (f"[componentInstances:cComponentManager]\ninstance[funcconcat{_W}].type=cVectorConcat\n"
+             f"instance[{WHOLE_SINK}].type=cExternalSink\ninstance[{WINDOW_SINK}].type=cExternalSink\n"
+             f"{body}\n[{WHOLE_SINK}:cExternalSink]\nreader.dmLevel = func\nblocksize = 1\n"
+             f"[{WINDOW_SINK}:cExternalSink]\nreader.dmLevel = func{_W}\nblocksize = 1\n")
+    if "\\{\\cm[sink{?}:include external sink]}" not in main:
+        raise RuntimeError("this opensmile version's eGeMAPSv02.conf has no sink include to replace")
+    return main.replace("\\{\\cm[sink{?}:include external sink]}", sinks)
 
 
 def combine_chunks(rows: np.ndarray, lengths: np.ndarray, names: list[str]) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.encoders.base import Encoder, embed_slices
+from src.encoders.base import Encoder, embed_slices, embed_with_slices
 
 
 class FusionEncoder:
@@ -51,3 +51,10 @@ class FusionEncoder:
         """The fused vectors of ``signal[a:b]`` for each ``(a, b)``: each part's own way
         (:func:`src.encoders.base.embed_slices`), concatenated."""
         return np.concatenate([embed_slices(p, signal, bounds) for p in self.parts], axis=1).astype(np.float32)
+
+    def embed_with_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(embed([signal])[0], embed_slices(signal, bounds))``, each part its own way
+        (:func:`src.encoders.base.embed_with_slices`)."""
+        pairs = [embed_with_slices(p, signal, bounds) for p in self.parts]
+        return (np.concatenate([w for w, _ in pairs]).astype(np.float32),
+                np.concatenate([x for _, x in pairs], axis=1).astype(np.float32))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ, AudioError, decode_audio, wave_from_array, without_dc
-from src.encoders.base import Encoder, Waves, embed_slices
+from src.encoders.base import Encoder, Waves, embed_slices, embed_with_slices
 from src.inference.params import QualityParams, TimelineParams, check_unknown_below
 from src.inference.quality import Quality, QualityMeter, assess
 from src.inference.run_folder import RunFolder
@@ -270,7 +270,13 @@ class GenderPipeline:
         speech = joined_speech(wave, segments, in_place=own and shared)
         timeline_speech = speech if shared else without_dc(wave[speech_mask(len(wave), segments)])
         del wave  # (the caller's reference may keep it)
-        x = self.encoder.embed([speech])  # = self.features([the speech before its DC offset was removed])
+        windows = None  # the timeline's windows and their vectors, when computed with the whole answer's
+        if timeline and shared:  # the whole speech and its windows at once (eGeMAPS: one openSMILE run)
+            scored, bounds = self.window_bounds(n_samples, segments)
+            whole, x_windows = embed_with_slices(self.encoder, speech, bounds)
+            x, windows = whole[None], (scored, bounds, x_windows)
+        else:
+            x = self.encoder.embed([speech])  # = self.features([the speech before its DC offset was removed])
         quality = quality.with_speech(speech_s, self.quality_params)  # clipped, short, noisy ...: confidence capped
         p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         below = float(self.classifier.unknown_thresholds(x)[0]) if self._own_thresholds else self.unknown_below
@@ -294,7 +300,7 @@ class GenderPipeline:
             result.p_age_band = round(float(pa.max()), 6)
         if timeline:
             del speech
-            voices = self._voices(n_samples, segments, timeline_speech, quality=quality)
+            voices = self._voices(n_samples, segments, timeline_speech, quality=quality, windows=windows)
             result.timeline, result.speaking_time_s = voices.segments, speaking_time(voices.segments)
             # one answer per voice (never over an unknown the audio or an unfamiliar voice forced);
             # p_male stays the whole recording's
@@ -322,15 +328,18 @@ class GenderPipeline:
         return self._voices(len(wave), segments, without_dc(wave[speech_mask(len(wave), segments)]), gate, quality)
 
     def _voices(self, n_samples: int, segments: list[dict[str, int]], speech: np.ndarray,
-                gate: TimelineParams | None = None, quality: Quality | None = None) -> Voices:
+                gate: TimelineParams | None = None, quality: Quality | None = None,
+                windows: tuple[list[int], list[tuple[int, int]], np.ndarray] | None = None) -> Voices:
         """:meth:`voices` of a recording of ``n_samples`` whose speech (the VAD segments joined, DC
-        offset removed) is ``speech``."""
+        offset removed) is ``speech``; ``windows``: its scored hops, their windows and the windows'
+        vectors, when already computed (:func:`~src.encoders.base.embed_with_slices`)."""
         tp = self.timeline_params
-        scored, bounds = self.window_bounds(n_samples, segments)
+        scored, bounds, x = windows if windows is not None else (*self.window_bounds(n_samples, segments), None)
         if not scored:
             return Voices([], np.zeros(0, int), np.zeros(0), np.zeros((0, 1), np.float32), tp.hop_s)
         hops = np.array(scored)
-        x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
+        if x is None:
+            x = embed_slices(self.encoder, speech, bounds)  # all windows at once (eGeMAPS: one openSMILE pass)
         p = self.capped(smooth(self.classifier.predict_proba(x)[:, CLASSES.index("male")], tp.smooth_hops), quality)
         v = Voices(self.segments_of(hops, p, n_samples), hops, p, self.speaker_vectors(x, speech, bounds), tp.hop_s)
         if len(hops) < 2:

@@ -34,6 +34,9 @@ def compose_config(encoder: str, overrides: list[str]):
     """``conf/extract.yaml`` as ``python -m src.extract encoder=<key> ...`` would see it."""
     from hydra import compose, initialize_config_module
 
+    from src.config_store import register
+
+    register()  # the group schemas (vad, trainer, ...), as every verb has them
     with initialize_config_module(config_module="conf", version_base="1.3"):
         return compose(config_name="extract", overrides=[f"encoder={encoder}", "device=cpu", *overrides])
 

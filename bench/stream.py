@@ -119,6 +119,9 @@ def stream_config(run_dir: Path):
     """``conf/stream.yaml`` as ``python -m src.stream run=<run_dir>`` would see it."""
     from hydra import compose, initialize_config_module
 
+    from src.config_store import register
+
+    register()  # the group schemas (vad, trainer, ...), as every verb has them
     with initialize_config_module(config_module="conf", version_base="1.3"):
         return compose(config_name="stream", overrides=[f"run={run_dir}"])
 

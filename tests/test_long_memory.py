@@ -107,6 +107,22 @@ def test_egemaps_chunked_windows_equal_one_pass(monkeypatch, speech_45s):
     np.testing.assert_array_equal(chunked, once)
 
 
+def test_egemaps_whole_and_windows_of_long_speech_in_chunks(monkeypatch, speech_45s):
+    """Long speech's whole functionals and windows from one openSMILE run per chunk (20 s chunks
+    here; windows near an inner chunk edge with their 10 s of context) are, bit for bit, what the
+    two separate calls give."""
+    from src.encoders import egemaps
+
+    enc = egemaps.EgemapsEncoder()
+    bounds = [(a, a + 24_000) for a in range(0, len(speech_45s) - 24_000, 8_000)]
+    monkeypatch.setattr(egemaps, "LONG_S", 20.0)
+    whole, windows = enc.embed_with_slices(speech_45s, bounds)
+    np.testing.assert_array_equal(whole, enc.embed([speech_45s])[0])
+    np.testing.assert_array_equal(windows, enc.embed_slices(speech_45s, bounds))
+    edges = egemaps.chunk_edges(len(speech_45s))
+    assert len(edges) == 4 and (edges[:-1] % 160 == 0).all() and edges[-1] == len(speech_45s)
+
+
 def old_window_bounds(n: int, segments: list[dict], tp: TimelineParams):
     """The timeline's hops and windows as computed before (a per-sample mask and int64 counts)."""
     sr = 16_000

@@ -64,8 +64,7 @@ class EgemapsEncoder:
         n = len(wave)
         if n <= LONG_S * SAMPLE_RATE_HZ:
             return self.smile.process_signal(wave, SAMPLE_RATE_HZ).to_numpy()[0]
-        k = int(np.ceil(n / (LONG_S * SAMPLE_RATE_HZ)))
-        edges = np.linspace(0, n, k + 1).astype(int)
+        edges = chunk_edges(n)
         rows = np.stack([self.smile.process_signal(wave[a:b], SAMPLE_RATE_HZ).to_numpy()[0]
                          for a, b in zip(edges[:-1], edges[1:])]).astype(np.float64)
         return combine_chunks(rows, np.diff(edges).astype(np.float64), self.feature_names())
@@ -96,14 +95,44 @@ class EgemapsEncoder:
         descriptors are computed once and summarised twice, over the whole signal (as
         :meth:`functionals` does) and per window (as :meth:`embed_slices` does), each by its own
         copy of eGeMAPS' functionals components (:func:`whole_and_window_config`). Both are bit for
-        bit what the two calls give (``tests/test_timeline_windows.py``), for half the openSMILE
-        time of a timeline (the descriptors were the cost). Speech longer than ``LONG_S``: the two
-        calls, each in its bounded-memory chunks."""
-        if not bounds or len(signal) > LONG_S * SAMPLE_RATE_HZ:
-            return self.embed([signal])[0], self.embed_slices(signal, bounds)
+        bit what the two calls give (``tests/test_timeline_windows.py``, ``tests/test_long_memory.py``),
+        for half the openSMILE time of a timeline (the descriptors were the cost).
+
+        Speech longer than ``LONG_S``: one such run per chunk of :meth:`functionals` (memory: one
+        chunk's), giving that chunk's functionals and the windows at least ``CONTEXT_S`` inside it;
+        the windows near an inner chunk edge are computed as :meth:`embed_slices` computes them,
+        with ``CONTEXT_S`` of speech on each side.
+        """
+        signal = np.asarray(signal, np.float32)
+        n, sr = len(signal), SAMPLE_RATE_HZ
+        if not bounds:
+            return self.embed([signal])[0], np.zeros((0, DIM), np.float32)
+        if n <= LONG_S * sr:
+            whole, windows = self._whole_and_windows(signal, bounds)
+            return _finite(whole[None])[0], windows
+        edges, ctx = chunk_edges(n), int(CONTEXT_S * sr)
+        out, done, rows = np.zeros((len(bounds), DIM), np.float32), np.zeros(len(bounds), bool), []
+        for a0, b0 in zip(edges[:-1], edges[1:]):
+            lo, hi = (a0 + ctx if a0 > 0 else 0), (b0 - ctx if b0 < n else n)  # windows here need no more context
+            inside = [i for i, (a, b) in enumerate(bounds) if lo <= a and b <= hi]
+            whole, windows = self._whole_and_windows(signal[a0:b0], [(bounds[i][0] - a0, bounds[i][1] - a0)
+                                                                     for i in inside])
+            rows.append(whole)
+            out[inside], done[inside] = windows, True
+        rest = np.flatnonzero(~done)
+        if len(rest):
+            out[rest] = self._embed_slices_chunked(signal, [bounds[i] for i in rest])
+        whole = combine_chunks(np.stack(rows).astype(np.float64), np.diff(edges).astype(np.float64),
+                               self.feature_names())
+        return _finite(whole.astype(np.float32)[None])[0], out
+
+    def _whole_and_windows(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """One openSMILE run over ``signal``: its 88 functionals (NaN where openSMILE gives none, as
+        ``process_signal``) and the windows' (:meth:`_embed_slices_once`'s numbers)."""
         from opensmile.core.lib import OpenSMILE
 
-        signal = np.asarray(signal, np.float32)
+        if not bounds:  # (openSMILE refuses an empty frame list)
+            return self.smile.process_signal(signal, SAMPLE_RATE_HZ).to_numpy()[0], np.zeros((0, DIM), np.float32)
         whole, windows = [], []
         with tempfile.TemporaryDirectory(prefix="egemaps-") as tmp:
             frame_list = Path(tmp) / "frame-list.conf.inc"
@@ -122,8 +151,8 @@ class EgemapsEncoder:
                 smile.free()
         row = np.asarray(whole[0], np.float32).reshape(DIM) if whole else np.full(DIM, np.nan, np.float32)
         if len(windows) != len(bounds):  # never seen; as _embed_slices_once
-            return _finite(row[None])[0], self.embed([signal[a:b] for a, b in bounds])
-        return _finite(row[None])[0], _finite(np.asarray(windows, np.float32).reshape(len(bounds), DIM))
+            return row, self._embed_slices_once(signal, bounds)
+        return row, _finite(np.asarray(windows, np.float32).reshape(len(bounds), DIM))
 
     def _run_options(self) -> dict:
         """The options ``opensmile.Smile`` passes openSMILE for a signal (its source, the buffers,
@@ -175,6 +204,16 @@ class EgemapsEncoder:
         if len(out) != len(bounds):  # never seen; the per-window calls are always right
             return self.embed([signal[a:b] for a, b in bounds])
         return _finite(out)
+
+
+def chunk_edges(n_samples: int) -> np.ndarray:
+    """The edges of :meth:`EgemapsEncoder.functionals`' chunks of a long signal: as equal as the
+    10 ms frame grid allows (``FRAME_GRID``: a chunk's descriptor frames are the whole signal's),
+    at most ``LONG_S`` each."""
+    k = int(np.ceil(n_samples / (LONG_S * SAMPLE_RATE_HZ)))
+    edges = np.linspace(0, n_samples, k + 1).astype(int) // FRAME_GRID * FRAME_GRID
+    edges[-1] = n_samples
+    return edges
 
 
 def frame_list_conf(bounds: list[tuple[int, int]], n_samples: int) -> str:

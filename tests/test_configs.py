@@ -102,12 +102,12 @@ def test_vad_config_is_silero_parameters(make_cfg):
     from silero_vad import get_speech_timestamps
 
     params = vad_params(cfg.vad)
-    names = set(cfg.vad) - {"batch_size"}
+    names = set(cfg.vad) - {"batch_size", "backend"}  # how the model runs, not Silero's parameters
     assert names == set(VadParams.__dataclass_fields__)
     assert names <= set(inspect.signature(get_speech_timestamps).parameters), "Silero's own names"
     assert all(getattr(params, k) == cfg.vad[k] for k in names)
     seg = build_segmenter(cfg.vad)
-    assert seg.batch_size == cfg.vad.batch_size and seg.params == params
+    assert seg.batch_size == cfg.vad.batch_size and seg.params == params and seg.backend == cfg.vad.backend == "onnx"
 
 
 def test_config_hash_follows_what_shapes_embeddings(make_cfg):

@@ -22,7 +22,7 @@ from src.embeddings.shards import MIN_CLIPS_PER_WORKER, available_cpus, done_pat
 from src.embeddings.store import embeddings_path, iter_lines
 from src.extract import run_extract
 from src.inference.outputs import write_results
-from src.inference.sharded import MIN_FILES_PER_WORKER, part_path, result_from_record
+from src.inference.sharded import MIN_FILES_PER_WORKER, part_path, result_from_record, shard_files, shard_owners
 from src.predict import output_names, run_predict
 
 from conftest import CLI_TIMEOUT_S, REPO_DIR
@@ -44,6 +44,26 @@ def one_process(eight, tmp_path_factory, make_cfg) -> bytes:
     out = tmp_path_factory.mktemp("one") / "one.jsonl"
     assert run_predict(make_cfg(f"input={eight}", f"output={out}", "num_workers=1", config_name="predict")) == N_FILES
     return out.read_bytes()
+
+
+def test_shards_get_about_equal_bytes_in_input_order(tmp_path):
+    """Files dealt out by size (largest first, to the lightest shard): one long file among short
+    ones no longer lands beside another long one, every file is in exactly one shard, in input
+    order, and the same files give the same shards."""
+    sizes = [900, 10, 800, 10, 700, 10, 600, 10, 10, 10, 10, 10]
+    files = []
+    for i, n in enumerate(sizes):
+        files.append(tmp_path / f"f{i:02d}.wav")
+        files[-1].write_bytes(b"x" * n)
+    files.append(tmp_path / "missing.wav")  # unreadable: 0 bytes, still somewhere
+    owners = shard_owners(files, 2)
+    shards = [shard_files(files, k, 2) for k in range(2)]
+    assert sorted(map(str, shards[0] + shards[1])) == sorted(map(str, files))
+    assert all(s == sorted(s) for s in shards)  # input order kept
+    loads = [sum(f.stat().st_size for f in s if f.exists()) for s in shards]
+    assert abs(loads[0] - loads[1]) <= 100, loads  # every other file: 3,020 against 60
+    assert shard_owners(files, 2) == owners and shard_files(files, 1, 2, owners) == shards[1]
+    assert shard_owners(files, 1) == [0] * len(files)
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

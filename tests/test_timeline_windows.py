@@ -168,3 +168,14 @@ def test_whole_answer_is_the_same_with_and_without_the_timeline(default_pipe, co
     with_timeline, without = default_pipe.classify_wave(wave, timeline=True), default_pipe.classify_wave(wave)
     assert with_timeline.p_male == without.p_male and with_timeline.p_age_group == without.p_age_group
     assert with_timeline.timeline and not without.timeline
+
+
+def test_acoustic_whole_and_windows_from_one_set_of_frames(default_pipe, windows):
+    """The whole speech's acoustic features, summarised from the same frames as its windows, are
+    ``features`` of it bit for bit."""
+    acoustic = default_pipe.encoder.parts[2]
+    _, bounds, speech = windows
+    whole, per_window = acoustic.embed_with_slices(speech, bounds)
+    np.testing.assert_array_equal(whole, acoustic.embed([speech])[0])
+    np.testing.assert_array_equal(per_window, acoustic.embed_slices(speech, bounds))
+    assert whole[208] > 0 and np.isfinite(per_window).all()  # a voiced F0

@@ -246,6 +246,9 @@ class AcousticEncoder:
             return np.zeros((0, DIM), np.float32)
         if self.f0_method != "yin":
             return self.embed(Waves(len(bounds), lambda i: without_dc(signal[bounds[i][0]:bounds[i][1]])))
+        if len(signal) <= WINDOW_BLOCK_S * SAMPLE_RATE_HZ:  # one block: the whole signal
+            frames = self.frames(signal)
+            return np.stack([frames.window(a, b) for a, b in bounds])
         out = np.zeros((len(bounds), DIM), np.float32)
         order = sorted(range(len(bounds)), key=lambda k: bounds[k][0])
         i, sr = 0, SAMPLE_RATE_HZ
@@ -254,12 +257,28 @@ class AcousticEncoder:
             while j < len(order) and bounds[order[j]][1] - s0 <= WINDOW_BLOCK_S * sr:
                 j += 1
             s1 = max(bounds[k][1] for k in order[i:j])
-            frames = FrameFeatures(np.asarray(signal[s0:s1], np.float32), self.f0_fmin_hz, self.f0_fmax_hz,
-                                   self.f0_hop_length)
+            frames = self.frames(signal[s0:s1])
             for k in order[i:j]:
                 out[k] = frames.window(bounds[k][0] - s0, bounds[k][1] - s0)
             i = j
         return out
+
+
+    def embed_with_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(features(signal), embed_slices(signal, bounds))``, both from one :class:`FrameFeatures`
+        of the signal when it is at most ``WINDOW_BLOCK_S`` long (``yin``): the whole signal's
+        summary of those frames is :meth:`features`, bit for bit (``tests/test_timeline_windows.py``),
+        so a timeline's frames cost nothing more than the whole answer's."""
+        y = np.asarray(signal, np.float32)
+        if self.f0_method != "yin" or len(y) > WINDOW_BLOCK_S * SAMPLE_RATE_HZ:
+            return self.features(y), self.embed_slices(y, bounds)
+        frames = self.frames(y)
+        windows = np.stack([frames.window(a, b) for a, b in bounds]) if bounds else np.zeros((0, DIM), np.float32)
+        return frames.window(0, len(y)), windows
+
+    def frames(self, y: np.ndarray) -> FrameFeatures:
+        """The :class:`FrameFeatures` of ``y`` with this encoder's F0 settings."""
+        return FrameFeatures(np.asarray(y, np.float32), self.f0_fmin_hz, self.f0_fmax_hz, self.f0_hop_length)
 
 
 class FrameFeatures:

@@ -38,7 +38,7 @@ import logging
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ
-from src.encoders.base import centred_piece
+from src.encoders.base import centred_piece, window_groups
 
 log = logging.getLogger(__name__)
 
@@ -250,19 +250,12 @@ class AcousticEncoder:
             frames = self.frames(signal)
             return np.stack([frames.window(a, b) for a, b in bounds])
         out = np.zeros((len(bounds), DIM), np.float32)
-        order = sorted(range(len(bounds)), key=lambda k: bounds[k][0])
-        i, sr = 0, SAMPLE_RATE_HZ
-        while i < len(order):
-            s0, j = bounds[order[i]][0], i + 1
-            while j < len(order) and bounds[order[j]][1] - s0 <= WINDOW_BLOCK_S * sr:
-                j += 1
-            s1 = max(bounds[k][1] for k in order[i:j])
+        for group in window_groups(bounds, int(WINDOW_BLOCK_S * SAMPLE_RATE_HZ)):
+            s0, s1 = bounds[group[0]][0], max(bounds[k][1] for k in group)
             frames = self.frames(signal[s0:s1])
-            for k in order[i:j]:
+            for k in group:
                 out[k] = frames.window(bounds[k][0] - s0, bounds[k][1] - s0)
-            i = j
         return out
-
 
     def embed_with_slices(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         """``(features(signal), embed_slices(signal, bounds))``, both from one :class:`FrameFeatures`

@@ -57,6 +57,20 @@ def embed_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, i
     return encoder.embed(Waves(len(bounds), lambda i: without_dc(signal[bounds[i][0]:bounds[i][1]])))
 
 
+def window_groups(bounds: list[tuple[int, int]], span: int) -> list[list[int]]:
+    """The indices of ``bounds`` in the order of their starts, in groups whose windows all end within
+    ``span`` samples of the group's first start (a group has one window at least): the windows an
+    encoder that works on a long signal block by block computes from one block."""
+    order = sorted(range(len(bounds)), key=lambda k: bounds[k][0])
+    groups: list[list[int]] = []
+    for k in order:
+        if groups and bounds[k][1] - bounds[groups[-1][0]][0] <= span:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    return groups
+
+
 def embed_with_slices(encoder: Encoder, signal: np.ndarray, bounds: list[tuple[int, int]]
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``(encoder.embed([signal])[0], embed_slices(encoder, signal, bounds))``: a recording's vector

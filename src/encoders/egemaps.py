@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.audio import SAMPLE_RATE_HZ
+from src.encoders.base import window_groups
 
 DIM = 88
 SLICE_END_TRIM_S = 0.04  # a window's frame list entry ends this much early: its last LLD frames would reach past it
@@ -173,22 +174,13 @@ class EgemapsEncoder:
         (with 2 s, the first four windows of each chunk differed: some descriptors remember
         seconds); ``tests/test_long_memory.py`` holds them to that.
         """
-        sr, out, i = SAMPLE_RATE_HZ, [], 0
-        order = np.argsort([a for a, _ in bounds], kind="stable")
-        if (order != np.arange(len(bounds))).any():  # never for a timeline: its windows come in order
-            return self._embed_slices_once(signal, bounds)
-        while i < len(bounds):
-            a0 = bounds[i][0]
-            j = i
-            while j < len(bounds) and bounds[j][1] - a0 <= LONG_S * sr:
-                j += 1
-            j = max(j, i + 1)
-            s0 = max(0, a0 - int(CONTEXT_S * sr)) // FRAME_GRID * FRAME_GRID
-            end = max(b for _, b in bounds[i:j])
-            s1 = min(len(signal), end + int(CONTEXT_S * sr))  # the pitch smoother decides 40 frames late
-            out.append(self._embed_slices_once(signal[s0:s1], [(a - s0, b - s0) for a, b in bounds[i:j]]))
-            i = j
-        return np.concatenate(out)
+        sr, ctx = SAMPLE_RATE_HZ, int(CONTEXT_S * SAMPLE_RATE_HZ)
+        out = np.zeros((len(bounds), DIM), np.float32)
+        for group in window_groups(bounds, int(LONG_S * sr)):
+            s0 = max(0, bounds[group[0]][0] - ctx) // FRAME_GRID * FRAME_GRID
+            s1 = min(len(signal), max(bounds[k][1] for k in group) + ctx)  # the pitch smoother decides 40 frames late
+            out[group] = self._embed_slices_once(signal[s0:s1], [(bounds[k][0] - s0, bounds[k][1] - s0) for k in group])
+        return out
 
     def _embed_slices_once(self, signal: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         """One openSMILE pass over ``signal``, functionals per window (:func:`frame_list_conf`)."""

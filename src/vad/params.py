@@ -25,7 +25,7 @@ class VadParams:
 class VadSettings(VadParams):
     """The ``vad`` config group (``vad=silero``): Silero's parameters, and which of Silero's models
     runs them and how many clips it steps together (these two change speed, not the speech found:
-    the models' probabilities agree to 1e-5, see :class:`~src.vad.silero.SileroSegmenter`)."""
+    the models' probabilities agree to 3e-5, see :class:`~src.vad.silero.SileroSegmenter`)."""
 
     batch_size: int = 32  # clips stepped through the model together (backend=jit only)
     backend: str = "onnx"  # onnx: Silero's sequence ONNX model (ONNX Runtime, ~5x faster); jit: its TorchScript model

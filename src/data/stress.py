@@ -19,6 +19,11 @@ Every function takes and returns 16 kHz mono float32 and is seeded by the caller
 - ``noise``: coloured noise (white to brown) at 5-20 dB SNR.
 - ``babble``: 3-6 other speakers at 5-20 dB SNR.
 - ``reverb``: a synthetic room, RT60 0.3-0.9 s.
+
+Apart from the stress set, :data:`OCTAVE_UP` raises a voice an octave the ways a user's tool does
+(Praat's PSOLA with the formants kept; a phase vocoder, as ``librosa``/``torchaudio``
+``pitch_shift``; playing it twice as fast): what the model's shift gate learns to flag
+(``scripts/train_shift_gate.py``).
 """
 
 from __future__ import annotations
@@ -131,6 +136,28 @@ CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator, str, list[np.nd
     "noise": lambda w, rng, g, o: mix_at_snr(w, coloured_noise(len(w), rng), rng.uniform(*SNR_DB)),
     "babble": lambda w, rng, g, o: _babble(w, rng, o),
     "reverb": lambda w, rng, g, o: signal.fftconvolve(w, room_impulse_response(rng.uniform(*RT60_S), rng))[: len(w)],
+}
+
+
+def _speed(wave: np.ndarray, factor: float) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(np.asarray(wave, np.float32), factor * SAMPLE_RATE_HZ, SAMPLE_RATE_HZ).astype(np.float32)
+
+
+def _vocoder(wave: np.ndarray, semitones: float) -> np.ndarray:
+    import torch
+    import torchaudio
+
+    x = torch.from_numpy(np.asarray(wave, np.float32))[None]
+    return torchaudio.functional.pitch_shift(x, SAMPLE_RATE_HZ, round(semitones)).numpy()[0].astype(np.float32)
+
+
+# method -> wave -> the same voice an octave up (formants kept by PSOLA only; speed halves the duration)
+OCTAVE_UP: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "psola": lambda w: shift_pitch(w, 12.0),
+    "vocoder": lambda w: _vocoder(w, 12.0),
+    "speed": lambda w: _speed(w, 2.0),
 }
 
 

@@ -278,6 +278,8 @@ class GenderPipeline:
         else:
             x = self.encoder.embed([speech])  # = self.features([the speech before its DC offset was removed])
         quality = quality.with_speech(speech_s, self.quality_params)  # clipped, short, noisy ...: confidence capped
+        if self.classifier.shifted(x)[0]:  # a man raised an octave: a voice the model was never shown
+            quality = quality.with_note("pitch_shifted", self.quality_params.pitch_shifted_cap)
         p = quality.shrink(float(self.classifier.predict_proba(x)[0, CLASSES.index("male")]))
         below = float(self.classifier.unknown_thresholds(x)[0]) if self._own_thresholds else self.unknown_below
         result = GenderResult(self.label_for(p, below), round(1.0 - p, 6), round(p, 6), round(speech_s, 3),
@@ -286,6 +288,8 @@ class GenderPipeline:
             result.status = UNKNOWN
             result.reason = f"not sure: top probability under {below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
+            if "pitch_shifted" in quality.notes:
+                result.reason = "the voice sounds pitch-shifted (a man raised an octave?), unlike those it learnt"
         ood = bool(self.classifier.outside(x)[0])
         if ood:
             result.label, result.status = UNKNOWN, UNKNOWN

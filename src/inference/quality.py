@@ -1,5 +1,5 @@
 """Is a recording good enough for a confident answer? Clipping, noise, a telephone band, a voice
-unlike those the model was shown to work on, and too little speech each make the answer
+unlike those the model was shown to work on (a pitch-shifted one), and too little speech each make the answer
 untrustworthy, so the pipeline caps its confidence (down to ``unknown``) and says why.
 
 One assessment, on the decoded audio at its **native rate**, before any resampling (resampling a
@@ -58,8 +58,12 @@ class Quality:
         q = replace(self, speech_s=speech_s)
         if speech_s < params.short_speech_s:
             cap = params.too_short_cap if speech_s < params.too_short_speech_s else params.short_cap
-            q = replace(q, notes=(*q.notes, "short_speech"), max_confidence=min(q.max_confidence, cap))
+            q = q.with_note("short_speech", cap)
         return q
+
+    def with_note(self, note: str, cap: float) -> Quality:
+        """This assessment with one more problem: ``note`` added, the confidence capped at ``cap``."""
+        return replace(self, notes=(*self.notes, note), max_confidence=min(self.max_confidence, cap))
 
 
 @dataclass
@@ -101,9 +105,10 @@ def assess(wave: np.ndarray, sample_rate_hz: int, params: QualityParams = Qualit
     """Measure a whole recording (mono, at its native rate, before resampling).
 
     Returns:
-        :class:`Quality` with ``notes`` among ``clipped``, ``noisy``, ``narrowband`` and
-        ``unusual_voice``, and the lowest cap of the problems found as ``max_confidence``
-        (``short_speech`` is added by :meth:`Quality.with_speech` after the VAD).
+        :class:`Quality` with ``notes`` among ``clipped``, ``noisy`` and ``narrowband``, and the
+        lowest cap of the problems found as ``max_confidence`` (``short_speech`` is added by
+        :meth:`Quality.with_speech` after the VAD, ``pitch_shifted`` by :meth:`Quality.with_note`
+        when the model's shift gate flags the voice).
     """
     meter = QualityMeter(int(sample_rate_hz), params)
     meter.add(wave)
@@ -127,15 +132,11 @@ def _assess_frames(frames: list[np.ndarray], sr: int, pr: QualityParams) -> Qual
     notes, cap = [], 1.0
     narrow = high < pr.narrowband_db
     noisy = snr < pr.noisy_snr_db
-    unusual = (pr.unusual_voice_cap < 1.0 and not narrow and not noisy and
-               ((np.isfinite(f0) and f0 >= pr.unusual_f0_hz) or
-                (np.isfinite(centroid) and centroid >= pr.unusual_centroid_hz)))
     for note, hit, c in (
             ("clipped", clip >= pr.clipped_score, pr.severe_clipped_cap if clip >= pr.severe_clipped_score
              else pr.clipped_cap),
             ("noisy", noisy, pr.very_noisy_cap if snr < pr.very_noisy_snr_db else pr.noisy_cap),
-            ("narrowband", narrow, pr.narrowband_cap),
-            ("unusual_voice", unusual, pr.unusual_voice_cap)):
+            ("narrowband", narrow, pr.narrowband_cap)):
         if hit:
             notes.append(note)
             cap = min(cap, c)

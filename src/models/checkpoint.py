@@ -88,6 +88,7 @@ class TrainedClassifier:
     group_temperatures: dict[str, float] = field(default_factory=dict)
     group_heads: dict[str, TrainedClassifier] = field(default_factory=dict)
     ood: OodGate | None = None
+    shift: ShiftGate | None = None
     unknown_below: float = DEFAULT_UNKNOWN_BELOW
     output_temperatures: dict[str, float] = field(default_factory=dict)
     group_unknown_below: dict[str, float] = field(default_factory=dict)
@@ -166,10 +167,14 @@ class TrainedClassifier:
         """(N,) True where the input is unlike the training data (the OOD gate; all False without one)."""
         return self.ood.outside(self.normalise(x)) if self.ood is not None else np.zeros(len(x), bool)
 
+    def shifted(self, x: np.ndarray) -> np.ndarray:
+        """(N,) True where the voice sounds pitch-shifted (the shift gate; all False without one)."""
+        return self.shift.outside(self.normalise(x)) if self.shift is not None else np.zeros(len(x), bool)
+
     def to_blob(self) -> dict[str, Any]:
         """Everything needed to rebuild this object, as plain values (and a state dict or a fitted estimator)."""
         blob = {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("model", "age_head", "ood", "group_heads")}
+                if f.name not in ("model", "age_head", "ood", "shift", "group_heads")}
         if isinstance(self.model, torch.nn.Module):
             blob["state_dict"] = self.model.state_dict()
         else:
@@ -179,6 +184,8 @@ class TrainedClassifier:
             blob["age_head"] = self.age_head.to_blob()
         if self.ood is not None:
             blob["ood"] = asdict(self.ood)
+        if self.shift is not None:
+            blob["shift"] = self.shift.to_blob()
         blob["group_heads"] = {g: h.to_blob() for g, h in self.group_heads.items()}
         return blob
 
@@ -204,6 +211,7 @@ class TrainedClassifier:
                    group_temperatures={k: float(v) for k, v in (blob.get("group_temperatures") or {}).items()},
                    group_heads={g: cls.from_blob(b) for g, b in (blob.get("group_heads") or {}).items()},
                    ood=OodGate(**blob["ood"]) if blob.get("ood") else None,
+                   shift=ShiftGate.from_blob(blob["shift"]) if blob.get("shift") else None,
                    unknown_below=float(blob.get("unknown_below", DEFAULT_UNKNOWN_BELOW)),
                    output_temperatures={k: float(v) for k, v in (blob.get("output_temperatures") or {}).items()},
                    group_unknown_below={k: float(v) for k, v in (blob.get("group_unknown_below") or {}).items()})
@@ -243,6 +251,44 @@ class OodGate:
     def outside(self, z: np.ndarray) -> np.ndarray:
         """(N,) True where the distance is over the threshold."""
         return self.distance(z) > self.threshold
+
+
+@dataclass
+class ShiftGate:
+    """Says which voices sound pitch-shifted, a man raised about an octave (PSOLA with his formants
+    kept, a phase vocoder, or played twice as fast): voices the model was never shown and calls
+    women (it called 41-95 % of them female). A logistic regression on the normalised input,
+    fitted on natural clips of every shared corpus (children and channel-degraded copies included)
+    against shifted copies of its men; ``threshold`` is a high quantile of the natural clips'
+    out-of-fold scores (``scripts/train_shift_gate.py``, which measures it; the model card's table).
+
+    Attributes:
+        weights: (dim,) the regression's weights on the normalised input; ``bias`` its intercept.
+        threshold: scores above this are flagged; ``natural_flagged`` the share of natural clips
+            flagged out of fold when it was set.
+    """
+
+    weights: np.ndarray
+    bias: float
+    threshold: float
+    natural_flagged: float = float("nan")
+
+    def score(self, z: np.ndarray) -> np.ndarray:
+        """(N, dim) normalised inputs -> (N,) decision values (log-odds of shifted)."""
+        return np.asarray(z, np.float64) @ np.asarray(self.weights, np.float64) + self.bias
+
+    def outside(self, z: np.ndarray) -> np.ndarray:
+        """(N,) True where the score is over the threshold."""
+        return self.score(z) > self.threshold
+
+    def to_blob(self) -> dict[str, Any]:
+        return {"weights": np.asarray(self.weights, np.float64).tolist(), "bias": float(self.bias),
+                "threshold": float(self.threshold), "natural_flagged": float(self.natural_flagged)}
+
+    @classmethod
+    def from_blob(cls, blob: dict[str, Any]) -> ShiftGate:
+        return cls(np.asarray(blob["weights"], np.float64), float(blob["bias"]), float(blob["threshold"]),
+                   float(blob.get("natural_flagged", float("nan"))))
 
 
 PROBA_FLOOR = 1e-7  # log(predict_proba) of a forest's 0/1 votes stays finite

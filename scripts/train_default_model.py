@@ -13,7 +13,8 @@ end to end, from ``../shared/data`` (resumable: rerun after a kill and finished 
    searches on inner folds of its training speakers) and the winner's leave-one-corpus-out table;
 5. the winner (the best trial of every sweep) trained on every speaker, calibrated from its
    out-of-fold answers, written to ``models/default/`` with ``MODEL_CARD.md`` (tables generated
-   from the reports of steps 3-4; the hand-written parts live in this script).
+   from the reports of steps 3-4; the hand-written parts live in this script);
+6. the shift gate fitted on the shipped model's features and added to it (``scripts/train_shift_gate.py``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def main() -> None:
                "test": oof["clean"]["all"]}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     (args.out / "MODEL_CARD.md").write_text(model_card(rec, row, cal, oof, nested, loco, data))
+
+    step("6. the shift gate (a man raised an octave -> unknown), measured and added to the model and its card")
+    subprocess.run([sys.executable, str(REPO_DIR / "scripts" / "train_shift_gate.py"), "--model", str(args.out)],
+                   cwd=REPO_DIR, check=True)
     print(f"-> {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 1e3:.0f} kB)")
 
 

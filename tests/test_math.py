@@ -59,6 +59,17 @@ def test_selective_metrics_by_hand():
     assert m["n_confident"] == 3 and m["confident_wrong"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7])
+def test_smooth_is_a_centred_mean_of_the_same_length_also_when_shorter_than_its_window(n):
+    """Two scored hops smoothed over 3 came back as 3 values (np.convolve's "same" takes the longer
+    length), the second one the wrong mean."""
+    rng = np.random.default_rng(n)
+    for size in range(1, 10):
+        p = rng.random(size)
+        want = [p[max(0, i - n // 2):i + (n - 1) // 2 + 1].mean() for i in range(size)]
+        assert np.allclose(smooth(p, n), want), (n, size)
+
+
 def test_smooth_and_merge_hops():
     assert np.allclose(smooth(np.full(7, 0.3), 3), 0.3)
     assert np.allclose(smooth(np.array([0.0, 1.0, 0.0]), 3), [0.5, 1 / 3, 0.5])

@@ -510,6 +510,11 @@ def smooth(p: np.ndarray, n: int) -> np.ndarray:
     """Centred moving average over ``n`` values (shorter at the ends)."""
     if n <= 1 or len(p) < 2:
         return p
+    if len(p) < n:  # np.convolve's "same" is as long as the longer input: the kernel, here
+        c = np.concatenate([[0.0], np.cumsum(p, dtype=np.float64)])
+        i = np.arange(len(p))
+        lo, hi = np.maximum(0, i - n // 2), np.minimum(len(p), i + (n - 1) // 2 + 1)
+        return (c[hi] - c[lo]) / (hi - lo)
     kernel = np.ones(n)
     return np.convolve(p, kernel, "same") / np.convolve(np.ones_like(p), kernel, "same")
 

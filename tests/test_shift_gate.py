@@ -78,3 +78,18 @@ def test_a_man_raised_a_few_semitones_is_not_flagged(shipped, men):
 
     answers = [shipped(shift_pitch(w, 4.0), timeline=False) for w in men]
     assert sum("pitch_shifted" in r.quality for r in answers) <= 1, [(r.label, r.quality) for r in answers]
+
+
+def test_the_stream_flags_a_man_raised_an_octave(shipped, men):
+    """Each stream decision (1.5 s of speech) goes through the gate too: no confident ``female``
+    for the raised man, and the decisions say why."""
+    from src.inference.streaming import StreamingGender
+
+    streamer = StreamingGender(shipped)
+    wave = OCTAVE_UP["vocoder"](men[0])
+    step = 1600
+    events = [e for i in range(0, len(wave), step) for e in streamer.feed(wave[i:i + step])]
+    scored = [e for e in events if e.p_male is not None]
+    assert scored and sum("pitch_shifted" in e.quality for e in scored) >= 0.8 * len(scored), \
+        [(e.label, e.p_male, e.quality) for e in scored]
+    assert not any(e.label == "female" and e.p_male <= 0.1 for e in scored)

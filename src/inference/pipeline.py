@@ -202,6 +202,14 @@ class GenderPipeline:
             return np.zeros(0)
         return self.classifier.predict_proba(self.features(speech))[:, CLASSES.index("male")]
 
+    def p_male_shifted(self, speech: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`p_male` of each speech signal and whether the model's shift gate calls it
+        pitch-shifted (a man raised an octave; all False for a model without a gate)."""
+        if not speech:
+            return np.zeros(0), np.zeros(0, bool)
+        x = self.features(speech)
+        return self.classifier.predict_proba(x)[:, CLASSES.index("male")], self.classifier.shifted(x)
+
     def features(self, speech: list[np.ndarray]) -> np.ndarray:
         """The encoder's vectors of speech signals, each signal's DC offset removed first."""
         return self.encoder.embed([without_dc(s) for s in speech])

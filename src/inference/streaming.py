@@ -196,7 +196,10 @@ class StreamingGender:
             return StreamEvent(t_s, self.label, None, speech_s, self.label != previous, previous, self._label_p)
         self._silence_s = 0.0
         quality = assess(np.concatenate(self._native), self._native_rate, self.quality_params)
-        p_male = quality.shrink(float(self.pipeline.p_male([np.concatenate(speech)])[0]))
+        p_raw, shifted = self.pipeline.p_male_shifted([np.concatenate(speech)])
+        if shifted[0]:  # the model's shift gate on this window (1.5 s windows: 0 of 157 natural flagged)
+            quality = quality.with_note("pitch_shifted", self.quality_params.pitch_shifted_cap)
+        p_male = quality.shrink(float(p_raw[0]))
         new = self.pipeline.label_for(p_male)
         if new == self.label or new == UNKNOWN:
             self._candidate, self._streak = None, 0

@@ -50,6 +50,10 @@ class LockedPipeline:
         with self._lock:
             return self._pipeline.p_male(speech)
 
+    def p_male_shifted(self, speech: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return self._pipeline.p_male_shifted(speech)
+
     def label_for(self, p_male: float) -> str:
         return self._pipeline.label_for(p_male)
 

@@ -49,15 +49,20 @@ class TimelineParams:
     # `mixed` only when two voices are established (src/inference/pipeline.py Voices; bench/mixed.py measures it):
     # the scored hops split in two by speaker embedding, ...
     min_voice_s: float = 2.0  # ... each side with this many seconds of hops, ...
-    min_voice_distance: float = 0.25  # ... the sides' mean speaker embeddings this cosine distance apart, ...
-    # ... and one side's speech answered female, the other's male (the model's threshold and unknown_below)
+    min_voice_distance: float = 0.25  # ... the sides' mean speaker embeddings this cosine distance apart ...
+    sure_voice_distance: float = 0.15  # ... (or only this far apart when each side's answer is at least ...
+    sure_voice_p: float = 0.9  # ... this sure), and one side's speech answered female, the other's male
 
     def __post_init__(self) -> None:
         _check(self, positive=("window_s", "hop_s"), non_negative=("min_window_speech_s", "merge_gap_s", "min_voice_s"),
                at_least_one=("smooth_hops",))
-        if not 0.0 <= self.min_voice_distance <= 2.0:  # a cosine distance (NaN never passes)
-            raise SettingError(f"timeline_params.min_voice_distance={self.min_voice_distance} is out of range: "
-                               "it must be a number in [0, 2]")
+        for name in ("min_voice_distance", "sure_voice_distance"):
+            if not 0.0 <= getattr(self, name) <= 2.0:  # a cosine distance (NaN never passes)
+                raise SettingError(f"timeline_params.{name}={getattr(self, name)} is out of range: "
+                                   "it must be a number in [0, 2]")
+        if not 0.5 <= self.sure_voice_p <= 1.0:
+            raise SettingError(f"timeline_params.sure_voice_p={self.sure_voice_p} is out of range: "
+                               "a probability in [0.5, 1]")
 
 
 @dataclass(frozen=True)

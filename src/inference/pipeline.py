@@ -67,29 +67,53 @@ class Voices:
         return (len(self.side) - n1) * self.hop_s, n1 * self.hop_s
 
     def gates(self, params: TimelineParams) -> bool:
-        """Two speakers: each side ``min_voice_s`` of hops, the sides ``min_voice_distance`` apart."""
-        return min(self.side_s()) >= max(params.min_voice_s, self.hop_s) and self.distance >= params.min_voice_distance
+        """Maybe two speakers: each side ``min_voice_s`` of hops, the sides at least the smaller of
+        ``min_voice_distance`` and ``sure_voice_distance`` apart (each side's answer decides the rest)."""
+        return (min(self.side_s()) >= max(params.min_voice_s, self.hop_s)
+                and self.distance >= min(params.min_voice_distance, params.sure_voice_distance))
 
     def two_voices(self, params: TimelineParams) -> bool:
         """Both voices established: two speakers (:meth:`gates`), one side answered female and the
-        other male, each from all of its own speech (not ``unknown``). One voice whose windows waver
-        is one speaker; two voices of one gender are that gender."""
-        return (self.voice_labels is not None and self.gates(params)
-                and sorted(self.voice_labels) == ["female", "male"])
+        other male, each from all of its own speech (not ``unknown``), and the sides either
+        ``min_voice_distance`` apart or each answered with at least ``sure_voice_p``. One voice whose
+        windows waver is one speaker; two voices of one gender are that gender."""
+        if self.voice_labels is None or self.p_voice is None or not self.gates(params):
+            return False
+        sure = min(max(p, 1.0 - p) for p in self.p_voice) >= params.sure_voice_p
+        return (sorted(self.voice_labels) == ["female", "male"]
+                and (self.distance >= params.min_voice_distance or sure))
 
 
-def two_way_split(v: np.ndarray, iterations: int = 20) -> np.ndarray:
+def two_way_split(v: np.ndarray, iterations: int = 20, init: np.ndarray | None = None) -> np.ndarray:
     """0/1 per row of ``v`` (L2-normalised vectors): spherical 2-means, started from the row
-    farthest from the mean and the row farthest from that one (deterministic)."""
+    farthest from the mean and the row farthest from that one (deterministic) and, when ``init``
+    (0/1 per row, e.g. the hops' labels) is given, from that split as well; the tighter result
+    (the larger sum of each row's cosine to its side's mean direction) wins."""
     a = v[int(np.argmin(v @ v.mean(axis=0)))]
-    b = v[int(np.argmin(v @ a))]
+    best = _two_means(v, a, v[int(np.argmin(v @ a))], iterations)
+    if init is not None and 0 < int(init.sum()) < len(init):
+        other = _two_means(v, *_directions(v, init), iterations)
+        if _tightness(v, other) > _tightness(v, best):
+            best = other
+    return best
+
+
+def _directions(v: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = v[side == 0].mean(axis=0), v[side == 1].mean(axis=0)
+    return a / max(np.linalg.norm(a), 1e-12), b / max(np.linalg.norm(b), 1e-12)
+
+
+def _tightness(v: np.ndarray, side: np.ndarray) -> float:
+    return float(sum(np.linalg.norm(v[side == k].sum(axis=0)) for k in (0, 1) if (side == k).any()))
+
+
+def _two_means(v: np.ndarray, a: np.ndarray, b: np.ndarray, iterations: int) -> np.ndarray:
     side = np.zeros(len(v), int)
     for _ in range(iterations):
         new = (v @ b > v @ a).astype(int)
         if new.min() == new.max():
             return new
-        a, b = v[new == 0].mean(axis=0), v[new == 1].mean(axis=0)
-        a, b = a / max(np.linalg.norm(a), 1e-12), b / max(np.linalg.norm(b), 1e-12)
+        a, b = _directions(v, new)
         if (new == side).all():
             break
         side = new
@@ -356,7 +380,7 @@ class GenderPipeline:
         v = Voices(self.segments_of(hops, p, n_samples), hops, p, self.speaker_vectors(x, speech, bounds), tp.hop_s)
         if len(hops) < 2:
             return v
-        v.side = two_way_split(v.speaker)
+        v.side = two_way_split(v.speaker, init=(p >= 0.5).astype(int))  # by voice, or by the hops' labels if tighter
         if v.side.min() == v.side.max():
             return v
         a, b = (v.speaker[v.side == k].mean(axis=0) for k in (0, 1))

@@ -7,7 +7,7 @@ shipped since the model-selection stop trains on CREMA-D: with it these are trai
 read the figures as the checks' behaviour, not as accuracy on unseen voices; give ``--run`` a model
 trained without CREMA-D for that), each one's two neutral clips joined (about 5 s). Each
 recording is degraded (clipping at 48 kHz, also through MP3; noise; an 8 kHz telephone band; an
-an octave up three ways; the first second) and goes through what the pipeline does: decoded at its own rate,
+an octave up three ways; the first second; quiet) and goes through what the pipeline does: decoded at its own rate,
 :func:`~src.inference.quality.assess` there, resampled to 16 kHz, the VAD, the model and its shift
 gate. It prints,
 per condition: the accuracy of the raw answer, the share confidently wrong (p <= 0.1 for the
@@ -55,6 +55,11 @@ def up48(w: np.ndarray) -> np.ndarray:
     return soxr.resample(w, SR, 48_000).astype(np.float32)
 
 
+def at_level(w: np.ndarray, db: float) -> np.ndarray:
+    """``w`` scaled so that its 99.9th percentile of |sample| is at ``db`` dBFS (as assess() measures a voice)."""
+    return (w * (10 ** (db / 20) / np.percentile(np.abs(w), 99.9))).astype(np.float32)
+
+
 CONDITIONS = {  # name -> (16 kHz clean wave -> (wave, its rate))
     "clean": lambda w: (w, SR),
     "clean, 48 kHz MP3": lambda w: (mp3(up48(w) * 0.5 / np.abs(w).max(), 48_000), 48_000),
@@ -71,6 +76,10 @@ CONDITIONS = {  # name -> (16 kHz clean wave -> (wave, its rate))
     "octave up (phase vocoder)": lambda w: (OCTAVE_UP["vocoder"](w), SR),
     "octave up (PSOLA, formants kept)": lambda w: (OCTAVE_UP["psola"](w), SR),
     "first 1 s": lambda w: (w[:SR].copy(), SR),
+    "quiet, voice at -40 dBFS": lambda w: (at_level(w, -40.0), SR),
+    "quiet, voice at -50 dBFS": lambda w: (at_level(w, -50.0), SR),
+    "quiet, voice at -55 dBFS": lambda w: (at_level(w, -55.0), SR),
+    "quiet, voice at -60 dBFS": lambda w: (at_level(w, -60.0), SR),
 }
 
 

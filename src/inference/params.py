@@ -109,6 +109,10 @@ class QualityParams:
     very_noisy_cap: float = 0.5
     narrowband_db: float = -30.0  # energy over 4 kHz relative to all, under which it is band-limited (telephone)
     narrowband_cap: float = 0.75
+    quiet_db: float = -45.0  # the voice's level (99.9th percentile of |sample|, dBFS) under which it is quiet ...
+    quiet_cap: float = 0.8  # (shared clips reach down to -35 dBFS; 50 dev speakers at -50: 86 % right, 4 % sure wrong)
+    very_quiet_db: float = -55.0  # ... and too quiet to answer (at -55: 78 % right, 6 % confidently wrong)
+    very_quiet_cap: float = 0.5
     pitch_shifted_cap: float = 0.5  # a voice the model's shift gate calls pitch-shifted (a man raised an
     # octave: the model called most of them female): unknown (scripts/train_shift_gate.py measures the gate)
 

@@ -19,6 +19,7 @@ config group), each set from ``python bench/quality.py`` (README, "Bad input").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,6 +46,7 @@ class Quality:
     speech_s: float | None = None
     notes: tuple[str, ...] = ()
     max_confidence: float = 1.0  # the top probability allowed; 0.5 means unknown
+    voice_level_db: float = float("nan")  # 99.9th percentile of |sample| of the voice, dBFS
 
     def shrink(self, p_male: float) -> float:
         """``p_male`` with its top probability capped at ``max_confidence`` (the side kept)."""
@@ -105,7 +107,7 @@ def assess(wave: np.ndarray, sample_rate_hz: int, params: QualityParams = Qualit
     """Measure a whole recording (mono, at its native rate, before resampling).
 
     Returns:
-        :class:`Quality` with ``notes`` among ``clipped``, ``noisy`` and ``narrowband``, and the
+        :class:`Quality` with ``notes`` among ``clipped``, ``noisy``, ``narrowband`` and ``quiet``, and the
         lowest cap of the problems found as ``max_confidence`` (``short_speech`` is added by
         :meth:`Quality.with_speech` after the VAD, ``pitch_shifted`` by :meth:`Quality.with_note`
         when the model's shift gate flags the voice).
@@ -130,18 +132,20 @@ def _assess_frames(frames: list[np.ndarray], sr: int, pr: QualityParams) -> Qual
     clip = float(np.percentile(mag, 95) / top) if top > 1e-4 and len(mag) >= sr else 0.0  # 1 s of voice at least
     high, f0, centroid = _spectrum(active, sr)
     notes, cap = [], 1.0
+    level_db = 20.0 * math.log10(top) if top > 0 else float("-inf")
     narrow = high < pr.narrowband_db
     noisy = snr < pr.noisy_snr_db
     for note, hit, c in (
             ("clipped", clip >= pr.clipped_score, pr.severe_clipped_cap if clip >= pr.severe_clipped_score
              else pr.clipped_cap),
             ("noisy", noisy, pr.very_noisy_cap if snr < pr.very_noisy_snr_db else pr.noisy_cap),
-            ("narrowband", narrow, pr.narrowband_cap)):
+            ("narrowband", narrow, pr.narrowband_cap),
+            ("quiet", level_db < pr.quiet_db, pr.very_quiet_cap if level_db < pr.very_quiet_db else pr.quiet_cap)):
         if hit:
             notes.append(note)
             cap = min(cap, c)
     return Quality(round(clip, 4), round(snr, 2), round(high, 2), round(f0, 1), round(centroid, 1), sr,
-                   notes=tuple(notes), max_confidence=cap)
+                   notes=tuple(notes), max_confidence=cap, voice_level_db=round(level_db, 1))
 
 
 def _spectrum(active: np.ndarray, sr: int) -> tuple[float, float, float]:

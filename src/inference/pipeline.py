@@ -133,7 +133,8 @@ class GenderResult:
     and its calibrated probability come from models trained where ages exist; ``age_band`` and its
     (uncalibrated) probability from end-to-end runs with an age head. ``model`` names the model
     that answered. ``quality`` names what makes the recording untrustworthy (``clipped``,
-    ``short_speech``, ``noisy``, ``narrowband``, ``truncated``; see :mod:`src.inference.quality`);
+    ``short_speech``, ``noisy``, ``narrowband``, ``quiet``, ``truncated``, ``pitch_shifted``; see
+    :mod:`src.inference.quality`);
     the probabilities are already capped for it, down to ``unknown``.
     """
 

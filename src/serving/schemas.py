@@ -41,8 +41,8 @@ class ClassifyBody(BaseModel):
     status: str = Field(description="ok, unknown (not sure, or a voice unlike the training data), no_speech or error")
     reason: str | None = None
     quality: list[str] = Field(default_factory=list, description=(
-        "why the answer is less sure or unknown: clipped, short_speech, noisy, narrowband, truncated "
-        "(the file ends early; what decoded was used)"))
+        "why the answer is less sure or unknown: clipped, short_speech, noisy, narrowband, quiet, truncated "
+        "(the file ends early; what decoded was used), pitch_shifted (a voice raised about an octave)"))
     age_group: str | None = Field(None, description="child, teen or adult (models trained where ages exist)")
     p_age_group: float | None = Field(None, description="the age group's calibrated probability")
     age_band: str | None = Field(None, description="child, teen, adult, ... (runs with an age head only)")

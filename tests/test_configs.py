@@ -102,7 +102,7 @@ def test_vad_config_is_silero_parameters(make_cfg):
     from silero_vad import get_speech_timestamps
 
     params = vad_params(cfg.vad)
-    names = set(cfg.vad) - {"batch_size", "backend"}  # how the model runs, not Silero's parameters
+    names = set(cfg.vad) - {"batch_size", "backend", "retry_threshold"}  # how it runs, not Silero's parameters
     assert names == set(VadParams.__dataclass_fields__)
     assert names <= set(inspect.signature(get_speech_timestamps).parameters), "Silero's own names"
     assert all(getattr(params, k) == cfg.vad[k] for k in names)

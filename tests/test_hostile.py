@@ -78,6 +78,8 @@ def test_a_quiet_voice_is_capped_and_a_very_quiet_one_unknown(pipe, male):
     assert "quiet" in r.quality and max(r.p_male, r.p_female) <= 0.8, r
     r = pipe(at_level(wave, -57.0))
     assert r.label == UNKNOWN and r.status == UNKNOWN and "quiet" in r.quality, r
+    r = pipe(at_level(wave, -66.0))  # the VAD's second look finds the speech; too quiet to answer
+    assert r.status == UNKNOWN and "quiet" in r.quality and r.speech_s > 1.0, r
     assert assess(at_level(wave, -50.0), SR).voice_level_db == pytest.approx(-50.0, abs=1.0)
 
 

@@ -292,7 +292,7 @@ class GenderPipeline:
         (:class:`~src.encoders.base.Waves`) and the encoders work on long speech piece by piece."""
         n_samples = len(wave)
         duration_s = n_samples / SAMPLE_RATE_HZ
-        segments = self.segmenter.timestamps([wave])[0]
+        segments = self.segmenter.timestamps([wave], retry_below_s=self.min_speech_s)[0]  # screams: a second look
         speech_s = sum(s["end"] - s["start"] for s in segments) / SAMPLE_RATE_HZ
         if speech_s < self.min_speech_s:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
@@ -322,7 +322,8 @@ class GenderPipeline:
             result.reason = f"not sure: top probability under {below:g}" + (
                 f" (audio: {', '.join(quality.notes)})" if quality.notes else "")
             if "pitch_shifted" in quality.notes:
-                result.reason = "the voice sounds pitch-shifted (a man raised an octave?), unlike those it learnt"
+                result.reason = ("a voice unlike those the model learnt: it sounds pitch-shifted (a man raised an "
+                                 "octave?) or strained (a scream)")
         ood = bool(self.classifier.outside(x)[0])
         if ood:
             result.label, result.status = UNKNOWN, UNKNOWN

@@ -96,7 +96,8 @@ class RunModel:
         """Silero with the VAD settings the run's training data was cut with."""
         saved = self.classifier.encoder.get("options", {}).get("vad") or {}
         settings = from_cfg(VadSettings, saved, batch_size=INFERENCE_VAD_BATCH)
-        return SileroSegmenter(settings.params, batch_size=settings.batch_size, backend=settings.backend)
+        return SileroSegmenter(settings.params, batch_size=settings.batch_size, backend=settings.backend,
+                               retry_threshold=settings.retry_threshold)
 
 
 class RunFolder:

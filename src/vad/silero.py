@@ -67,8 +67,10 @@ class SileroSegmenter:
     """
 
     def __init__(self, params: VadParams = VadParams(), batch_size: int = 32, model=None,
-                 long_chunk_s: float | None = 30.0, warmup_s: float = 5.0, backend: str = "onnx"):
+                 long_chunk_s: float | None = 30.0, warmup_s: float = 5.0, backend: str = "onnx",
+                 retry_threshold: float | None = None):
         self.params = params
+        self.retry_threshold = retry_threshold  # see VadSettings.retry_threshold and timestamps()
         self.batch_size = batch_size
         self.model = model if model is not None else load_silero_model(backend)
         self.backend = "onnx" if is_sequence_model(self.model) else "jit"
@@ -121,21 +123,40 @@ class SileroSegmenter:
                 out[i] = probs[row, : n_windows[row]]
         return out
 
-    def timestamps(self, waves: list[np.ndarray]) -> list[list[dict[str, int]]]:
-        """Speech segments of each clip as Silero gives them: ``[{'start': n, 'end': n}]`` in samples."""
-        from silero_vad import get_speech_timestamps_from_probs
+    def timestamps(self, waves: list[np.ndarray], retry_below_s: float | None = None
+                   ) -> list[list[dict[str, int]]]:
+        """Speech segments of each clip as Silero gives them: ``[{'start': n, 'end': n}]`` in samples.
 
+        ``retry_below_s``: a clip with less speech than this is looked at again at ``retry_threshold``
+        (from the same probabilities, no second model run), when the segmenter has one."""
         p = self.params
-        return [get_speech_timestamps_from_probs(
-            probs.tolist(), sampling_rate=SAMPLE_RATE_HZ, threshold=p.threshold,
-            neg_threshold=p.neg_threshold, min_speech_duration_ms=p.min_speech_duration_ms,
-            max_speech_duration_s=p.max_speech_duration_s, min_silence_duration_ms=p.min_silence_duration_ms,
-            speech_pad_ms=p.speech_pad_ms, audio_length_samples=len(w))
-            for w, probs in zip(waves, self.speech_probs(waves))]
+        out = []
+        for w, probs in zip(waves, self.speech_probs(waves)):
+            segments = _segments(probs, len(w), p, p.threshold)
+            if (retry_below_s is not None and self.retry_threshold is not None
+                    and speech_samples(segments) < retry_below_s * SAMPLE_RATE_HZ):
+                segments = _segments(probs, len(w), p, self.retry_threshold)
+            out.append(segments)
+        return out
 
     def speech_only(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Each clip's speech segments joined into one signal (empty when there is none)."""
         return [join_segments(w, ts) for w, ts in zip(waves, self.timestamps(waves))]
+
+
+def _segments(probs: np.ndarray, n: int, p: VadParams, threshold: float) -> list[dict[str, int]]:
+    from silero_vad import get_speech_timestamps_from_probs
+
+    neg = p.neg_threshold if threshold == p.threshold else None  # a retry: Silero's default under its threshold
+    return get_speech_timestamps_from_probs(
+        probs.tolist(), sampling_rate=SAMPLE_RATE_HZ, threshold=threshold, neg_threshold=neg,
+        min_speech_duration_ms=p.min_speech_duration_ms, max_speech_duration_s=p.max_speech_duration_s,
+        min_silence_duration_ms=p.min_silence_duration_ms, speech_pad_ms=p.speech_pad_ms, audio_length_samples=n)
+
+
+def speech_samples(segments: list[dict[str, int]]) -> int:
+    """Samples of speech in ``segments``."""
+    return sum(s["end"] - s["start"] for s in segments)
 
 
 def join_segments(wave: np.ndarray, segments: list[dict[str, int]]) -> np.ndarray:

@@ -87,7 +87,7 @@ def answer(pipe: GenderPipeline, wave: np.ndarray, rate: int) -> dict:
     """What the pipeline does with a recording, keeping the raw probability too."""
     q = assess(wave, rate, pipe.quality_params)
     w16 = resample(wave, rate) if rate != SR else wave
-    speech = join_segments(w16, pipe.segmenter.timestamps([w16])[0])
+    speech = join_segments(w16, pipe.segmenter.timestamps([w16], retry_below_s=pipe.min_speech_s)[0])
     if len(speech) < pipe.min_speech_s * SR:
         return {"p": np.nan, "notes": "no_speech", "p_gated": np.nan, "q": q}
     q = q.with_speech(len(speech) / SR, pipe.quality_params)

@@ -41,6 +41,7 @@ from src.data.stress import CONDITIONS, OCTAVE_UP, stress  # noqa: E402
 from src.inference.pipeline import GenderPipeline, joined_speech  # noqa: E402
 from src.labels import CLASSES  # noqa: E402
 from src.models.checkpoint import ShiftGate, TrainedClassifier  # noqa: E402
+from src.vad.silero import speech_samples  # noqa: E402
 
 SETS = ("dev", "speechocean762-dev", "speechocean762-extra", "emotional-dev")
 CLIP_S = 8.0
@@ -93,7 +94,7 @@ def features(pipe: GenderPipeline, spk: pd.DataFrame, data: Path, cache: Path) -
             kinds, xs = [], []
             for kind, v in waves.items():
                 seg = pipe.segmenter.timestamps([v])[0]
-                if sum(s["end"] - s["start"] for s in seg) >= MIN_SPEECH_S * SAMPLE_RATE_HZ:
+                if speech_samples(seg) >= MIN_SPEECH_S * SAMPLE_RATE_HZ:
                     kinds.append(kind)
                     xs.append(pipe.encoder.embed([joined_speech(v, seg)])[0])
             tmp = path.with_suffix(".part.npz")

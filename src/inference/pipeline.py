@@ -23,7 +23,7 @@ from src.inference.quality import Quality, QualityMeter, assess
 from src.inference.run_folder import RunFolder
 from src.labels import CLASSES, MIXED, UNKNOWN
 from src.models.checkpoint import TrainedClassifier
-from src.vad.silero import SileroSegmenter, join_segments
+from src.vad.silero import SileroSegmenter, join_segments, speech_samples
 
 
 @dataclass
@@ -223,9 +223,7 @@ class GenderPipeline:
     def p_male(self, speech: list[np.ndarray]) -> np.ndarray:
         """Calibrated p(male) for each speech signal (16 kHz mono); each signal's DC offset is
         removed first (an offset of 0.3 turned a sure 0.97 into an unsure 0.57 with Resemblyzer)."""
-        if not speech:
-            return np.zeros(0)
-        return self.classifier.predict_proba(self.features(speech))[:, CLASSES.index("male")]
+        return self.p_male_shifted(speech)[0]
 
     def p_male_shifted(self, speech: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`p_male` of each speech signal and whether the model's shift gate calls it
@@ -293,7 +291,7 @@ class GenderPipeline:
         n_samples = len(wave)
         duration_s = n_samples / SAMPLE_RATE_HZ
         segments = self.segmenter.timestamps([wave], retry_below_s=self.min_speech_s)[0]  # screams: a second look
-        speech_s = sum(s["end"] - s["start"] for s in segments) / SAMPLE_RATE_HZ
+        speech_s = speech_samples(segments) / SAMPLE_RATE_HZ
         if speech_s < self.min_speech_s:
             return GenderResult(UNKNOWN, None, None, round(speech_s, 3), round(duration_s, 3), status="no_speech",
                                 reason="no speech found by the VAD", model=self.model_name)

@@ -29,10 +29,10 @@ class VadSettings(VadParams):
 
     batch_size: int = 32  # clips stepped through the model together (backend=jit only)
     backend: str = "onnx"  # onnx: Silero's sequence ONNX model (ONNX Runtime, ~5x faster); jit: its TorchScript model
-    # answering a recording (predict, stream files, the API; not extraction): when the VAD finds less than the
-    # pipeline's min_speech_s at `threshold`, look again at this one, from the same probabilities (screamed speech
-    # scores low: 42 of 1,092 CREMA-D clips had under 0.5 s at 0.5, 39 have speech at 0.15, and white and brown
-    # noise, hum and tones still none); null: never
+    # answering a recording (predict, the Python and HTTP APIs; not extraction or live streams): when the VAD
+    # finds less than the pipeline's min_speech_s at `threshold`, look again at this one, from the same
+    # probabilities (screamed speech scores low: 42 of 1,092 CREMA-D clips had under 0.5 s at 0.5, 39 have
+    # speech at 0.15, and white and brown noise, hum and tones still none); null: never
     retry_threshold: float | None = 0.15
 
     def __post_init__(self):
